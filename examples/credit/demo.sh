@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The dsops lifecycle on the bundled credit example, narrated. Run by `make demo`.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$here/work"
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+export DSOPS_USER="dana@example.com"
+unset DSOPS_STORE_URL DSOPS_OBJECTS_URL DSOPS_ENCRYPTION_KEY_FILE
+unset DSOPS_ENCRYPTION_KEY
+
+bold=$'\e[1m'; dim=$'\e[2m'; off=$'\e[0m'
+step() { printf '\n%s━━ %s%s\n' "$bold" "$*" "$off"; }
+run()  { printf '%s$ %s%s\n' "$dim" "$*" "$off"; "$@"; }
+# A command that must fail (bad input is part of the story): show it, check it failed.
+fails() {
+  printf '%s$ %s%s   %s(expected to fail)%s\n' "$dim" "$*" "$off" "$dim" "$off"
+  if "$@"; then echo "demo: '$*' should have failed" >&2; exit 1; fi
+}
+
+step "1. Start a project"
+run dsops init --project credit
+cp "$here/dsops.yaml" dsops.yaml
+cp -r "$here/notes" notes
+echo "declared datasets and their expectations in dsops.yaml:"
+sed -n '/^datasets:/,$p' dsops.yaml | head -12
+
+step "2. A key for sensitive data (kept outside the store and the repository)"
+run dsops keys generate --out "$work/.dsops-key"
+export DSOPS_ENCRYPTION_KEY_FILE="$work/.dsops-key"
+
+step "3. A first delivery of data with errors is rejected, with its report"
+run python "$here/generate.py" data/credit.csv --rows 5000 --seed 1 --bad
+fails dsops data add data/credit.csv --name credit
+run dsops data ls
+
+step "4. The corrected delivery is versioned: validated, profiled, PII found and encrypted"
+run python "$here/generate.py" data/credit.csv --rows 5000 --seed 1
+run dsops data add data/credit.csv --name credit
+run dsops data add data/credit.csv --name credit
+run dsops status
+
+step "5. New data arrives: status sees it, a second version records it"
+run python "$here/generate.py" data/credit.csv --rows 6000 --seed 2 --shift
+run dsops status
+run dsops data add data/credit.csv --name credit
+
+step "6. What changed between the versions"
+run dsops data diff credit@1 credit@2
+
+step "7. The stored profile (the drift reference for monitoring later)"
+run dsops data show credit@2
+
+step "8. Unstructured data: a directory of support notes, scanned for PII"
+run dsops data add notes --name support-notes
+
+step "9. Sensitive data cannot be read without the key"
+fails env -u DSOPS_ENCRYPTION_KEY_FILE dsops data checkout credit@1 restored.csv
+run dsops data checkout credit@1 restored.csv
+run python - <<'PY'
+import dsops
+df = dsops.Dataset("credit@2").to_pandas()
+print(f"SDK: dsops.Dataset('credit@2').to_pandas() -> {len(df)} rows, "
+      f"mean income {df['income'].mean():,.0f}")
+PY
+
+step "10. Consent withdrawn: revoke the first version"
+run dsops data revoke credit@1 --reason "consent withdrawn by customers in ticket 4411"
+run dsops data ls credit
+
+step "11. Every change is in the tamper-evident audit log"
+run dsops audit ls --limit 10
+run dsops audit verify
+
+printf '\n%sdemo complete%s: work files in %s\n' "$bold" "$off" "$work"

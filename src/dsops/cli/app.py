@@ -1,0 +1,56 @@
+"""The root Typer app: global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsops.cli import audit, data, keys
+
+app = typer.Typer(
+    name="dsops",
+    help="DevOps for data science: versioned data, pipelines, models, gates, delivery, "
+         "monitoring.\n\nExit codes: 0 ok, 1 a check failed, 2 usage error, 3 system error.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """Global options (``--debug`` is handled by the entry point)."""
+
+
+@app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path("."),
+    project: Annotated[str | None, typer.Option(help="Project name (default: directory name).")] = None,
+) -> None:
+    """Start a dsops project: a commented dsops.yaml, .dsops/ and the metadata store."""
+    from dsops.cli.output import console
+    from dsops.workspace import Workspace
+
+    ws = Workspace.init(directory, project=project)
+    console.print(f"initialised dsops project [bold]{ws.config.project}[/] in {ws.root}")
+    console.print(f"  config:  {ws.root / 'dsops.yaml'}")
+    console.print(f"  store:   {ws.store_url.replace(str(ws.root) + '/', '')}")
+    console.print(f"  objects: {ws.objects.location}")
+
+
+@app.command("status")
+def status(json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+    """Which declared datasets changed on disk since their latest version."""
+    from dsops.data.status import run_status_command
+
+    raise typer.Exit(run_status_command(json_output=json_output))
+
+
+app.add_typer(data.app, name="data")
+app.add_typer(audit.app, name="audit")
+app.add_typer(keys.app, name="keys")

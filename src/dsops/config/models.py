@@ -1,0 +1,107 @@
+"""The shape of ``dsops.yaml``. Unknown keys are errors: a typo must not pass silently."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dsops.core.refs import NAME_RE
+
+COLUMN_TYPES = ("int", "float", "str", "bool", "date", "datetime")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RowCount(_Strict):
+    """Bounds on the number of rows."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+
+class Expectation(_Strict):
+    """One declarative data check: either on a column, or on the row count."""
+
+    column: str | None = None
+    type: Literal["int", "float", "str", "bool", "date", "datetime"] | None = None
+    between: tuple[float, float] | None = None
+    min: float | None = None
+    max: float | None = None
+    not_null: bool = False
+    unique: bool = False
+    allowed: list[Any] | None = Field(default=None, alias="in")
+    regex: str | None = None
+    row_count: RowCount | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Expectation:
+        column_checks = any(
+            (self.type, self.between, self.min is not None, self.max is not None,
+             self.not_null, self.unique, self.allowed is not None, self.regex)
+        )
+        if self.row_count is not None:
+            if self.column is not None or column_checks:
+                raise ValueError("row_count is a check on its own: do not combine it with column")
+            return self
+        if self.column is None:
+            raise ValueError("an expectation needs 'column' (or is a 'row_count' check)")
+        if not column_checks:
+            raise ValueError(
+                f"expectation on column {self.column!r} checks nothing: add one of type, "
+                "between, min, max, not_null, unique, in, regex"
+            )
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError(f"between: lower bound {self.between[0]} > upper {self.between[1]}")
+        return self
+
+
+class DatasetConfig(_Strict):
+    """A dataset declared in the project: where it lives and what it must satisfy."""
+
+    path: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    license: str | None = None
+    consent: str | None = None
+    retention_until: date | None = None
+    sensitive_columns: list[str] = Field(default_factory=list)
+    expectations: list[Expectation] = Field(default_factory=list)
+
+
+class ProjectConfig(_Strict):
+    """The whole ``dsops.yaml``."""
+
+    project: str
+    store: str | None = None
+    objects: str | None = None
+    datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
+
+    @field_validator("project")
+    @classmethod
+    def _valid_project(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("use letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _valid_names(cls, value: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
+        for name in value:
+            if not NAME_RE.match(name):
+                raise ValueError(f"invalid dataset name {name!r}: use letters, digits, '.', '_', '-'")
+        return value

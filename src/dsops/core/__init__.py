@@ -1,0 +1,1 @@
+"""Foundation pieces every layer uses: errors, references, ids, clock, hashing."""

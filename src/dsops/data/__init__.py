@@ -1,0 +1,1 @@
+"""Versioned, validated, profiled datasets."""

@@ -1,0 +1,214 @@
+"""``dsops status``: which declared datasets changed on disk since their latest version.
+
+This is the path that must feel instant, so it uses only the standard library (plus
+BLAKE3 when something needs rehashing): a stat cache in ``.dsops/state.db`` maps
+(path, size, mtime, inode) to a content hash, as git's index and DVC's state database
+do; the parsed dataset paths of ``dsops.yaml`` are cached by the file's stat too; the
+embedded SQLite store is read with ``sqlite3`` directly. Only when ``dsops.yaml`` changed,
+or the store is PostgreSQL, are the heavier modules imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dsops.core.project import CONFIG_NAME, STATE_DIR, find_root
+
+STATE_DB = "state.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat_cache (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, digest TEXT);
+CREATE TABLE IF NOT EXISTS config_cache (
+    id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER, mtime_ns INTEGER, body TEXT);
+"""
+
+
+class StatCache:
+    """Content hashes of local files, trusted while size, mtime and inode are unchanged."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(state_dir / STATE_DB, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        self._rows: dict[str, tuple[int, int, int, str]] | None = None
+        self._pending: list[tuple[str, int, int, int, str]] = []
+
+    def _load(self) -> dict[str, tuple[int, int, int, str]]:
+        if self._rows is None:
+            self._rows = {
+                p: (s, m, i, d)
+                for p, s, m, i, d in self.db.execute("SELECT * FROM stat_cache")
+            }
+        return self._rows
+
+    def cached(self, path: Path, st: os.stat_result) -> str | None:
+        """The remembered hash of ``path`` if its size, mtime and inode are unchanged."""
+        row = self._load().get(str(path))
+        if row and row[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return row[3]
+        return None
+
+    def digest(self, path: Path, st: os.stat_result | None = None) -> str:
+        """The content hash of ``path``, from the cache when its stat is unchanged."""
+        st = st or path.stat()
+        cached = self.cached(path, st)
+        if cached is not None:
+            return cached
+        from dsops.core.hashing import hash_file
+
+        digest = hash_file(path)
+        self.remember(path, digest, st)
+        return digest
+
+    def remember(self, path: Path, digest: str, st: os.stat_result) -> None:
+        """Record a hash computed elsewhere (e.g. by ``data add``)."""
+        row = (st.st_size, st.st_mtime_ns, st.st_ino, digest)
+        self._load()[str(path)] = row
+        self._pending.append((str(path), *row))
+
+    def flush(self) -> None:
+        """Write remembered hashes to disk."""
+        if self._pending:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?)",
+                                self._pending)
+            self.db.execute("COMMIT")
+            self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+    def cached_config(self, config: Path) -> dict[str, object] | None:
+        st = config.stat()
+        row = self.db.execute("SELECT size, mtime_ns, body FROM config_cache").fetchone()
+        if row and row[:2] == (st.st_size, st.st_mtime_ns):
+            return json.loads(row[2])
+        return None
+
+    def store_config(self, config: Path, body: dict[str, object]) -> None:
+        st = config.stat()
+        self.db.execute("INSERT OR REPLACE INTO config_cache VALUES (1, ?, ?, ?)",
+                        (st.st_size, st.st_mtime_ns, json.dumps(body)))
+
+
+def local_digest(path: Path, cache: StatCache) -> str | None:
+    """The dataset digest of a file or directory on disk (None when it does not exist)."""
+    if path.is_file():
+        return cache.digest(path)
+    if path.is_dir():
+        from dsops.core.hashing import hash_bytes
+        from dsops.data.manifest import ManifestEntry, encode_manifest, walk_files
+
+        entries = [ManifestEntry(rel, cache.digest(p, st), st.st_size)
+                   for rel, p, st in walk_files(path)]
+        return hash_bytes(encode_manifest(entries))
+    return None
+
+
+@dataclass
+class DatasetStatus:
+    """One declared dataset compared with its latest version."""
+
+    name: str
+    path: str
+    state: str  # unchanged | modified | not added | missing
+    latest_version: int | None
+
+
+def _project(root: Path, cache: StatCache) -> dict[str, object]:
+    """Dataset paths and store URL from dsops.yaml, via the cache when unchanged."""
+    config_path = root / CONFIG_NAME
+    body = cache.cached_config(config_path)
+    if body is None:
+        from dsops.config import load_config
+
+        config = load_config(config_path)
+        body = {"store": config.store,
+                "datasets": {n: d.path for n, d in config.datasets.items()}}
+        cache.store_config(config_path, body)
+    return body
+
+
+def _latest_versions(root: Path, store_url: str | None, names: list[str]
+                     ) -> dict[str, tuple[int, str]]:
+    default_db = root / STATE_DIR / "dsops.db"
+    if store_url is None or store_url == f"sqlite:///{default_db}":
+        if not default_db.exists():
+            return {}
+        db = sqlite3.connect(f"file:{default_db}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = db.execute(
+                "SELECT d.name, v.version, v.digest FROM datasets d "
+                "JOIN dataset_versions v ON v.dataset_id = d.id "
+                "WHERE v.version = (SELECT max(version) FROM dataset_versions "
+                "WHERE dataset_id = d.id)").fetchall()
+        except sqlite3.OperationalError:
+            return {}  # store not created yet
+        finally:
+            db.close()
+        return {name: (version, digest) for name, version, digest in rows}
+    from dsops.data.service import DatasetService
+    from dsops.workspace import Workspace
+
+    ws = Workspace.open(root)
+    return DatasetService(ws).latest_digests(names)
+
+
+def compute_status(root: Path) -> list[DatasetStatus]:
+    """Compare each declared dataset's files with its latest stored version."""
+    cache = StatCache(root / STATE_DIR)
+    try:
+        project = _project(root, cache)
+        datasets: dict[str, str | None] = project["datasets"]  # type: ignore[assignment]
+        store_url = os.environ.get("DSOPS_STORE_URL") or project["store"]
+        latest = _latest_versions(root, store_url, list(datasets))  # type: ignore[arg-type]
+        out = []
+        for name, rel in datasets.items():
+            if rel is None:
+                continue
+            digest = local_digest(root / rel, cache)
+            known = latest.get(name)
+            if digest is None:
+                state = "missing"
+            elif known is None:
+                state = "not added"
+            else:
+                state = "unchanged" if known[1] == digest else "modified"
+            out.append(DatasetStatus(name, rel, state, known[0] if known else None))
+        return out
+    finally:
+        cache.close()
+
+
+def run_status_command(*, json_output: bool) -> int:
+    """The ``dsops status`` command (plain output: Rich is not imported on this path)."""
+    root = find_root(Path.cwd())
+    if root is None:
+        from dsops.core.errors import UsageError
+
+        raise UsageError(f"no {CONFIG_NAME} in {Path.cwd()} or any parent directory",
+                         hint="run 'dsops init' to start a project here")
+    rows = compute_status(root)
+    if json_output:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no datasets with a 'path' declared in dsops.yaml")
+        return 0
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        latest = f"@{r.latest_version}" if r.latest_version else ""
+        print(f"{r.name:<{width}}  {r.state:<10} {r.path} {latest}".rstrip())
+    changed = [r.name for r in rows if r.state in ("modified", "not added")]
+    if changed:
+        print(f"\n{len(changed)} changed: run 'dsops data add PATH --name NAME' to version them",
+              file=sys.stderr)
+    return 0

@@ -1,0 +1,150 @@
+"""Where blobs physically live. One small interface, two implementations:
+
+- ``LocalBackend``: a directory, plain ``os`` calls (fast; writes go to a temporary name
+  in the same directory tree and are renamed into place).
+- ``FsspecBackend``: any fsspec filesystem (S3-compatible, GCS, Azure…). Object stores
+  make a PUT visible only when complete (single or multipart), so uploads are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from dsops.core.errors import DsopsError, IntegrityError, StoreError
+
+
+class Backend(Protocol):
+    """The primitives ObjectStore needs from a place that holds blobs."""
+
+    location: str
+    is_local: bool
+
+    def exists(self, key: str) -> bool: ...
+
+    def put_path(self, src: Path, key: str, *, move: bool = False) -> None:
+        """Store the file ``src`` under ``key`` atomically (``move`` lets it consume src)."""
+
+    def get_path(self, key: str, dst: Path) -> None:
+        """Copy the blob at ``key`` to the local file ``dst``."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A path readable in place, when the backend is a local directory."""
+
+    def staging_dir(self) -> Path:
+        """A local directory for temporary files (same filesystem as blobs when local)."""
+
+
+class LocalBackend:
+    """Blobs in a local directory."""
+
+    is_local = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+        self._tmp = root / "tmp"
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self.root / key)
+
+    def put_path(self, src: Path, key: str, *, move: bool = False) -> None:
+        final = self.root / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.replace(src, final)
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.staging_dir(), prefix="put-")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_path(self, key: str, dst: Path) -> None:
+        try:
+            shutil.copyfile(self.root / key, dst)
+        except FileNotFoundError:
+            raise IntegrityError(f"object {key} is missing from {self.location}") from None
+
+    def local_path(self, key: str) -> Path | None:
+        return self.root / key
+
+    def staging_dir(self) -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp
+
+
+class FsspecBackend:
+    """Blobs under ``url`` on an fsspec filesystem (``s3://bucket/prefix`` …)."""
+
+    is_local = False
+
+    def __init__(self, url: str, staging: Path, **options: Any) -> None:
+        import fsspec
+
+        self.location = url
+        protocol = url.split("://", 1)[0]
+        if protocol == "s3":
+            options = {**_s3_options(), **options}
+        try:
+            self.fs, self.base = fsspec.core.url_to_fs(url, **options)
+        except (ImportError, ValueError) as exc:
+            raise StoreError(f"cannot use object store {url}: {exc}") from None
+        self.base = self.base.rstrip("/")
+        self._staging = staging
+
+    def _path(self, key: str) -> str:
+        return f"{self.base}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self._call("check", self.fs.exists, self._path(key)))
+
+    def put_path(self, src: Path, key: str, *, move: bool = False) -> None:
+        self._call("upload", self.fs.put_file, str(src), self._path(key))
+        if move:
+            src.unlink(missing_ok=True)
+
+    def get_path(self, key: str, dst: Path) -> None:
+        try:
+            self._call("download", self.fs.get_file, self._path(key), str(dst))
+        except FileNotFoundError:
+            raise IntegrityError(f"object {key} is missing from {self.location}") from None
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def staging_dir(self) -> Path:
+        self._staging.mkdir(parents=True, exist_ok=True)
+        return self._staging
+
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (DsopsError, FileNotFoundError):
+            raise
+        except Exception as exc:  # botocore, aiohttp, OSError: the service is unusable
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(
+                f"object store {self.location}: {what} failed: {reason}",
+                hint="check DSOPS_OBJECTS_URL, the endpoint (DSOPS_S3_ENDPOINT_URL) and "
+                     "credentials, and that the server is up",
+            ) from exc
+
+
+def _s3_options() -> dict[str, Any]:
+    """s3fs options from the environment: endpoint, short timeouts, few retries."""
+    options: dict[str, Any] = {
+        "config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
+                          "retries": {"max_attempts": 2, "mode": "standard"}},
+    }
+    endpoint = os.environ.get("DSOPS_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options

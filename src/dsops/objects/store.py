@@ -1,0 +1,161 @@
+"""ObjectStore: content addressing, dedup, encryption and verification over a Backend.
+
+Keys are ``ab/cdef…`` (BLAKE3 of the plaintext) for plain blobs and ``enc/ab/cdef…`` for
+encrypted ones. Nothing is ever written under a real key until it is complete, and every
+read checks the content against its key before handing it out.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from dsops.core.crypto import Key, decrypt_stream, encrypt_stream
+from dsops.core.errors import EncryptionError, IntegrityError
+from dsops.core.hashing import hash_bytes, hash_file
+from dsops.objects.backends import Backend, FsspecBackend, LocalBackend
+
+Progress = Callable[[int], None]
+
+
+def object_key(digest: str, *, encrypted: bool = False) -> str:
+    """The backend key of a digest."""
+    return f"{'enc/' if encrypted else ''}{digest[:2]}/{digest[2:]}"
+
+
+class ObjectStore:
+    """Put and get blobs by content hash."""
+
+    def __init__(self, backend: Backend, *, workers: int = 16) -> None:
+        self.backend = backend
+        self.workers = workers
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    def exists(self, digest: str, *, encrypted: bool = False) -> bool:
+        return self.backend.exists(object_key(digest, encrypted=encrypted))
+
+    def put_file(self, path: Path, *, digest: str | None = None, key: Key | None = None) -> str:
+        """Store a file's content; returns its digest. Identical content is stored once."""
+        digest = digest or hash_file(path)
+        okey = object_key(digest, encrypted=key is not None)
+        if self.backend.exists(okey):
+            return digest
+        if key is None:
+            self.backend.put_path(path, okey)
+            return digest
+        with self._staged() as tmp:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                encrypt_stream(src, dst, key)
+            self.backend.put_path(tmp, okey, move=True)
+        return digest
+
+    def put_files(
+        self, items: Iterable[tuple[Path, str]], *, key: Key | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Store many (path, digest) pairs in parallel."""
+
+        def one(item: tuple[Path, str]) -> int:
+            self.put_file(item[0], digest=item[1], key=key)
+            return 1
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            for done in pool.map(one, items):
+                if progress:
+                    progress(done)
+
+    def put_bytes(self, data: bytes, *, key: Key | None = None) -> str:
+        """Store a small blob held in memory."""
+        digest = hash_bytes(data)
+        if self.backend.exists(object_key(digest, encrypted=key is not None)):
+            return digest
+        with self._staged() as tmp:
+            tmp.write_bytes(data)
+            return self.put_file(tmp, digest=digest, key=key)
+
+    def get_file(self, digest: str, dest: Path, *, key: Key | None = None,
+                 encrypted: bool = False) -> None:
+        """Write the blob to ``dest`` atomically, after checking it matches ``digest``."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            self._fetch_verified(digest, tmp, key=key, encrypted=encrypted)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_files(self, items: Iterable[tuple[str, Path]], *, key: Key | None = None,
+                  encrypted: bool = False, progress: Progress | None = None) -> None:
+        """Fetch many (digest, dest) pairs in parallel."""
+
+        def one(item: tuple[str, Path]) -> int:
+            self.get_file(item[0], item[1], key=key, encrypted=encrypted)
+            return 1
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            for done in pool.map(one, items):
+                if progress:
+                    progress(done)
+
+    def read_bytes(self, digest: str, *, key: Key | None = None, encrypted: bool = False) -> bytes:
+        """A small blob's content, verified."""
+        with self._staged() as tmp:
+            self._fetch_verified(digest, tmp, key=key, encrypted=encrypted)
+            return tmp.read_bytes()
+
+    def readable_path(self, digest: str) -> Path | None:
+        """A local path to read a plain blob in place (no copy), if the backend allows."""
+        return self.backend.local_path(object_key(digest))
+
+    def _fetch_verified(self, digest: str, out: Path, *, key: Key | None,
+                        encrypted: bool) -> None:
+        okey = object_key(digest, encrypted=encrypted)
+        if encrypted:
+            if key is None:
+                raise EncryptionError(
+                    "this content is encrypted and no key is configured",
+                    hint="set DSOPS_ENCRYPTION_KEY or DSOPS_ENCRYPTION_KEY_FILE",
+                )
+            with self._staged() as cipher:
+                source = self.backend.local_path(okey)
+                if source is None or not source.exists():
+                    self.backend.get_path(okey, cipher)
+                    source = cipher
+                with open(source, "rb") as src, open(out, "wb") as dst:
+                    decrypt_stream(src, dst, key, what=f"object {digest[:12]}")
+        else:
+            self.backend.get_path(okey, out)
+        actual = hash_file(out)
+        if actual != digest:
+            raise IntegrityError(
+                f"object {digest[:12]}… in {self.location} is corrupt: its content hashes to "
+                f"{actual[:12]}…",
+                hint="restore it from a backup or re-add the data",
+            )
+
+    @contextmanager
+    def _staged(self) -> Iterator[Path]:
+        fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix="stage-")
+        os.close(fd)
+        path = Path(name)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def open_object_store(url: str | None, default_root: Path) -> ObjectStore:
+    """A local store at ``default_root`` unless ``url`` names another place."""
+    if not url or url.startswith("file://") or "://" not in url:
+        root = Path(url.removeprefix("file://")) if url else default_root
+        return ObjectStore(LocalBackend(root))
+    return ObjectStore(FsspecBackend(url, staging=default_root / "tmp"))

@@ -1,0 +1,80 @@
+"""The Python SDK objects behind ``dsops.*`` (see ``dsops/__init__.py`` for the surface)."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dsops.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from dsops.data.models import DatasetVersionInfo
+    from dsops.data.service import DatasetService
+
+
+class RevokedDataWarning(UserWarning):
+    """The dataset version being read was revoked."""
+
+
+class Dataset:
+    """A dataset version by reference: ``Dataset("credit@3")``, or ``"credit"`` for the latest.
+
+    >>> df = dsops.Dataset("credit@3").to_pandas()
+    """
+
+    def __init__(self, ref: str, *, workspace: Workspace | None = None) -> None:
+        self.ref = ref
+        self._ws = workspace
+
+    @cached_property
+    def _service(self) -> DatasetService:
+        from dsops.data.service import DatasetService
+
+        return DatasetService(self._ws or Workspace.open())
+
+    @cached_property
+    def info(self) -> DatasetVersionInfo:
+        """Metadata, schema, profile and findings of this version."""
+        info = self._service.show(self.ref)
+        if info.revoked:
+            warnings.warn(f"{info.ref} was revoked: {info.revoke_reason}", RevokedDataWarning,
+                          stacklevel=3)
+        return info
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def to_arrow(self) -> pa.Table:
+        """The data as an Arrow table (sensitive versions are decrypted in memory only)."""
+        return self._service.read_table(self.info.ref)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The data as a pandas DataFrame."""
+        return self.to_arrow().to_pandas()
+
+    def path(self) -> Path:
+        """A local path with the content: the file, or a directory for directory datasets.
+
+        Plain content is read in place or cached under ``.dsops/cache``; sensitive content
+        has no plaintext path (use ``to_pandas`` or ``dsops data checkout``).
+        """
+        info = self.info
+        if info.kind == "file":
+            return self._service.local_file(info)
+        if info.encrypted:
+            return self._service.local_file(info)  # raises the explanatory error
+        target = self._service.ws.state_dir / "cache" / info.digest
+        if not target.exists():
+            tmp = target.with_name(target.name + ".partial")
+            self._service.checkout(info.ref, tmp, force=True)
+            tmp.rename(target)
+        return target
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.ref!r})"

@@ -1,0 +1,1 @@
+"""Access control and the audit trail."""

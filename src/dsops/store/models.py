@@ -1,0 +1,99 @@
+"""Tables of the metadata store. Each capability owns its tables; schema changes are
+Alembic migrations under ``store/migrations/versions`` (a test checks they agree)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every dsops table."""
+
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it from the class)
+        dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class AuditHead(Base):
+    """One row: the last sequence number and hash of the audit chain (the append lock)."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    """An append-only, hash-chained record of one mutation."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(512), index=True)
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Dataset(Base):
+    """A named dataset; its content lives in numbered versions."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320))
+
+
+class DatasetVersion(Base):
+    """One immutable version of a dataset: its content digest, metadata and reports."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "file" or "directory"
+    format: Mapped[str] = mapped_column(String(16))  # csv, parquet, jsonl, files
+    source_name: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(Integer)
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320))
+    description: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(320))
+    license: Mapped[str | None] = mapped_column(String(256))
+    consent: Mapped[str | None] = mapped_column(String(256))
+    retention_until: Mapped[date | None] = mapped_column(Date)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    data_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pii: Mapped[list[Any] | None] = mapped_column(JSON)
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(320))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
