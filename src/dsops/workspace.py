@@ -113,15 +113,19 @@ class Workspace:
 
         return open_object_store(self.objects_url, self.state_dir / "objects")
 
-    def encryption_key(self, *, required: bool = False) -> Key | None:
-        """The data key from the environment (never from the store or the repository)."""
+    def encryption_key(self, *, required_for: str | None = None) -> Key | None:
+        """The data key from the environment (never from the store or the repository).
+
+        ``required_for`` says what needs it ("reading credit@1"); without a key that is
+        a clear error instead of None.
+        """
         from dsops.core.crypto import load_key
         from dsops.core.errors import EncryptionError
 
         key = load_key()
-        if key is None and required:
+        if key is None and required_for:
             raise EncryptionError(
-                "sensitive data must be encrypted, but no encryption key is configured",
+                f"{required_for} needs the encryption key, and none is configured",
                 hint="set DSOPS_ENCRYPTION_KEY (create one with 'dsops keys generate') or "
                      "DSOPS_ENCRYPTION_KEY_FILE",
             )

@@ -21,7 +21,7 @@ datasets:
 """
 
 
-def project(run_cli, tmp_path: Path) -> Path:  # noqa: ANN001
+def project(run_cli, tmp_path: Path) -> Path:
     root = tmp_path / "proj"
     root.mkdir()
     assert run_cli("init", cwd=root).returncode == 0

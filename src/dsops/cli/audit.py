@@ -45,4 +45,5 @@ def ls(
         return
     table("audit log", ["seq", "time", "actor", "action", "target", "details"],
           [(e.seq, when(e.at), e.actor, e.action, e.target,
-            ", ".join(f"{k}={v}" for k, v in e.details.items())) for e in events])
+            ", ".join(f"{k}={v}" for k, v in e.details.items())) for e in events],
+          no_wrap=["details"])

@@ -140,6 +140,8 @@ def show(
 
 
 def _render_version(v: DatasetVersionInfo) -> None:
+    from rich.markup import escape
+
     from dsops.cli.output import console, print_validation, table, when
 
     flags = f"  [red]{', '.join(v.flags)}[/]" if v.flags else ""
@@ -155,7 +157,7 @@ def _render_version(v: DatasetVersionInfo) -> None:
         fields.append(("revoked", f"{when(v.revoked_at)} by {v.revoked_by}: {v.revoke_reason}"))
     for label, value in fields:
         if value not in (None, ""):
-            console.print(f"  {label:<16}{value}")
+            console.print(f"  {label:<16}{escape(str(value))}")
     if v.pii:
         console.print("  PII found (values never stored):")
         for f in v.pii:
@@ -170,6 +172,8 @@ def _render_version(v: DatasetVersionInfo) -> None:
                 summary = (f"min {_num(p.get('min'))}  p50 {_num(p.get('quantiles', {}).get('p50'))}"
                            f"  max {_num(p.get('max'))}  mean {_num(p.get('mean'))}"
                            f"  std {_num(p.get('std'))}")
+            elif p.get("redacted"):
+                summary = "(sensitive: values not profiled)"
             elif p.get("top"):
                 summary = ", ".join(f"{t['value']} ({t['count']})" for t in p["top"][:3])
             else:
@@ -221,7 +225,7 @@ def diff(
             mean = c.get("mean") or {}
             nulls = c.get("null_count") or {}
             rows.append((
-                ("[yellow]● [/]" if c.get("changed") else "  ") + name,
+                ("● " if c.get("changed") else "  ") + name,
                 f"{_num(mean.get('old'))} → {_num(mean.get('new'))}" if mean else "",
                 f"{nulls.get('old', '')} → {nulls.get('new', '')}" if nulls else "",
                 _num(c.get("psi")),
@@ -251,10 +255,12 @@ def revoke(
     json_output: JsonOpt = False,
 ) -> None:
     """Mark a version revoked: it stays for audit, and what was built on it is flagged."""
+    from rich.markup import escape
+
     from dsops.cli.output import console, print_json
 
     info = _service().revoke(ref, reason=reason)
     if json_output:
         print_json(info)
         return
-    console.print(f"[red]revoked[/] {info.ref}: {info.revoke_reason}")
+    console.print(f"[red]revoked[/] {info.ref}: {escape(info.revoke_reason or '')}")

@@ -9,9 +9,12 @@ from datetime import date, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False)
+# Piped output (CI logs, `make demo`) gets 120 columns instead of Rich's default 80.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -32,13 +35,18 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=_default) + "\n")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a Rich table."""
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+          no_wrap: Sequence[str] = ()) -> None:
+    """Print a Rich table; cell values are shown literally (no Rich markup)."""
     t = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     for col in columns:
-        t.add_column(col)
+        if col in no_wrap:
+            t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=60)
+        else:
+            t.add_column(col)
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*(Text("" if v is None else str(v)) if not isinstance(v, Text) else v
+                    for v in row))
     console.print(t)
 
 
@@ -89,4 +97,4 @@ def print_validation(report: dict[str, Any]) -> None:
     ok = report.get("passed")
     console.print(f"  expectations: {'[green]passed[/]' if ok else '[red]failed[/]'}")
     for line in format_report(report):
-        console.print(f"    {line}")
+        console.print(f"    {escape(line)}")

@@ -9,7 +9,11 @@ import blake3
 
 CHUNK = 1 << 20
 # Below this size the thread pool costs more than it saves (measured: 1 KB–4 MB files).
-MMAP_THRESHOLD = 8 << 20
+THREADED_THRESHOLD = 8 << 20
+# Big files are read in blocks this size, each hashed with all cores. Not update_mmap:
+# the mapped pages count as the process's memory (300 MB file → +300 MB peak RSS), while
+# 4 MiB blocks cost 0.08 s against mmap's 0.06 s for 200 MB (measured, warm cache).
+THREADED_BLOCK = 4 << 20
 
 
 def hash_bytes(data: bytes) -> str:
@@ -21,9 +25,14 @@ def hash_file(path: str | os.PathLike[str]) -> str:
     """Hex BLAKE3 of a file's content, in constant memory."""
     path = Path(path)
     size = path.stat().st_size
-    if size >= MMAP_THRESHOLD:
-        # update_mmap reads through a memory map and hashes with all cores.
-        return blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(path).hexdigest()
+    if size >= THREADED_THRESHOLD:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        buffer = bytearray(THREADED_BLOCK)
+        view = memoryview(buffer)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buffer):
+                hasher.update(view[:n])
+        return hasher.hexdigest()
     hasher = blake3.blake3()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):

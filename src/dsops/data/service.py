@@ -92,7 +92,8 @@ class DatasetService:
             )
         pii = checks.get("pii", [])
         sensitive = bool(pii) or bool(declared.sensitive_columns)
-        key = self.ws.encryption_key(required=True) if sensitive else None
+        key = (self.ws.encryption_key(required_for=f"{path} holds sensitive data: storing it")
+               if sensitive else None)
         content.upload(self.ws, key, progress)
 
         meta = {
@@ -287,7 +288,8 @@ class DatasetService:
     # --- internals ------------------------------------------------------------------
 
     def _key_for(self, info: DatasetVersionInfo) -> Key | None:
-        return self.ws.encryption_key(required=True) if info.encrypted else None
+        return (self.ws.encryption_key(required_for=f"{info.ref} is encrypted: reading it")
+                if info.encrypted else None)
 
     def _is_known_content(self, name: str, path: Path) -> bool:
         digest = hash_file(path)
@@ -394,15 +396,15 @@ class _FileContent:
 
         table = read_table(self.path, self.format)
         _check_columns(table, declared.sensitive_columns, self.path)
+        pii = scan_table(table)
+        sensitive = set(declared.sensitive_columns) | {f["column"] for f in pii}
         out: dict[str, Any] = {
             "row_count": table.num_rows, "schema": schema_of(table),
-            "profile": profile_table(table), "pii": scan_table(table),
+            "profile": _redacted(profile_table(table), sensitive), "pii": pii,
         }
         if declared.expectations:
-            out["validation"] = check_expectations(
-                table, declared.expectations,
-                mask_columns=set(declared.sensitive_columns)
-                | {f["column"] for f in out["pii"]})
+            out["validation"] = check_expectations(table, declared.expectations,
+                                                   mask_columns=sensitive)
         return out
 
     def upload(self, ws: Workspace, key: Key | None, progress: Progress) -> None:
@@ -477,6 +479,18 @@ def _scan_text_files(files: list[tuple[str, Path]]) -> list[dict[str, Any]]:
             f["file"] = rel
             findings.append(f)
     return findings
+
+
+def _redacted(profile: dict[str, Any], columns: set[str]) -> dict[str, Any]:
+    """The profile without values of sensitive columns (top categories, min/max, quantiles
+    are individual values): only their type and counts are kept in the store."""
+    for name in columns:
+        col = profile["columns"].get(name)
+        if col is not None:
+            profile["columns"][name] = {
+                "type": col.get("type"), "null_count": col.get("null_count"),
+                "distinct_count": col.get("distinct_count"), "redacted": True}
+    return profile
 
 
 def _check_columns(table: pa.Table, columns: list[str], path: Path) -> None:

@@ -46,7 +46,11 @@ class Store:
         self._readers = sessionmaker(
             self.engine.execution_options(dsops_read_only=True), expire_on_commit=False
         )
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.engine.dispose()  # a store we refuse must not keep connections open
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
