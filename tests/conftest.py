@@ -145,7 +145,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "-s3", f"-s3.port={s3}",
         # These default to fixed ports, which would clash with a second server.
         "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=1024", "-master.telemetry=false",
+        # Every bucket is a collection with volumes of its own: small volumes, and as
+        # many as the disk holds, so a bucket per test does not run out of them.
+        "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false",
     ]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
@@ -164,12 +166,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+            # SIGKILL: weed's graceful stop on SIGTERM hangs for seconds; the data is scratch.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        # the unix sockets weed leaves in /tmp, named after its ports and gRPC ports
+        for port in (p + grpc for p in (master, volume, filer, s3) for grpc in (0, 10000)):
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
 
 
 def s3_filesystem(endpoint_url: str) -> Any:

@@ -45,7 +45,7 @@ def test_round_trip(key: Key, size: int) -> None:
     blob = encrypt(data, key)
     chunks = max(1, -(-size // CHUNK))
     assert len(blob) == HEADER + size + chunks * TAG
-    if size:
+    if size >= 64:
         assert data[:64] not in blob
     assert decrypt(blob, key) == data
 

@@ -12,7 +12,8 @@ import pyarrow.parquet as pa_parquet
 import pytest
 
 from dsops.core.errors import UsageError
-from dsops.data.tabular import detect_format, logical_type, read_table
+from dsops.data.formats import detect_format
+from dsops.data.tabular import logical_type, read_table
 
 
 @pytest.mark.parametrize(

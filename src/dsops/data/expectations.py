@@ -2,8 +2,9 @@
 
 The engine is Pandera's polars backend: measured on 1M rows with 4 columns and ~750k
 failing values, ``pandera.polars`` validated in 0.54 s against 2.46 s for
-``pandera.pandas`` (whose import is no cheaper, ~1 s either way, hence the lazy import).
-The table reaches polars without a copy.
+``pandera.pandas`` (plus the table's conversion to pandas); the imports cost about the
+same (0.6–0.8 s once polars is loaded), hence the lazy import. The table reaches polars
+without a copy. Six expectations over 1M rows: 0.19 s passing, 0.41 s with 750k failures.
 
 Semantics: nulls pass range, ``in`` and regex checks (only ``not_null`` catches them) and
 ``unique`` ignores them; ``regex`` searches the value (anchor with ``^…$`` for a full
@@ -234,7 +235,7 @@ def _record_failures(
     for (column, number), cases in failures.partition_by(
         "column", "check_number", as_dict=True
     ).items():
-        check = by_column[str(column)][int(number)]  # type: ignore[call-overload]
+        check = by_column[str(column)][int(number)]
         check.passed = False
         indices = cases["index"].drop_nulls()
         if indices.is_empty():  # the check itself raised: Pandera reports the exception text

@@ -376,7 +376,7 @@ class _FileContent:
 
     @classmethod
     def scan(cls, path: Path, cache: StatCache) -> _FileContent:
-        from dsops.data.tabular import detect_format
+        from dsops.data.formats import detect_format
 
         st = path.stat()
         return cls(path, cache.digest(path, st), st.st_size, detect_format(path) or "file")

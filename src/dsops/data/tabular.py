@@ -24,20 +24,7 @@ import pyarrow.parquet as pa_parquet
 
 from dsops.core.errors import UsageError
 
-TABULAR_FORMATS: dict[str, str] = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
-
 LOGICAL_TYPES = ("int", "float", "str", "bool", "date", "datetime", "other")
-
-
-def detect_format(path: Path) -> str | None:
-    """The tabular format of `path` from its suffix, or None if it is not a known one."""
-    return TABULAR_FORMATS.get(path.suffix.lower())
 
 
 def read_table(source: Path | BinaryIO, fmt: str, *, name: str | None = None) -> pa.Table:
