@@ -140,7 +140,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     log = directory / "weed.log"
     master, volume, filer, s3 = _free_ports(4)
     command = [
-        weed, "server", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        # Logs to our log file only (not /tmp/weed.*), no configuration from ~/.seaweedfs.
+        weed, "-logtostderr", f"-config_dir={directory}",
+        "server", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         "-s3", f"-s3.port={s3}",
         # These default to fixed ports, which would clash with a second server.
