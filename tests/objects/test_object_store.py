@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dsops.core.crypto import Key, generate_key, parse_key
-from dsops.core.errors import EncryptionError, IntegrityError, StoreError
+from dsops.core.errors import EncryptionError, IntegrityError, StoreError, UsageError
 from dsops.core.hashing import hash_bytes, hash_file
 from dsops.objects import ObjectStore, open_object_store
 from dsops.objects.backends import FsspecBackend, LocalBackend
@@ -193,13 +193,24 @@ def test_put_files_in_parallel(place: Place, tmp_path: Path) -> None:
 def test_failed_put_leaves_nothing(place: Place, key: Key, tmp_path: Path) -> None:
     gone = tmp_path / "gone.bin"  # hashed, then deleted before the upload
     digest = hash_bytes(b"vanished")
-    with pytest.raises(OSError):
+    with pytest.raises(UsageError, match="disappeared"):
         place.objects.put_file(gone, digest=digest)
-    with pytest.raises(OSError):
+    with pytest.raises(UsageError, match="disappeared"):
         place.objects.put_file(gone, digest=digest, key=key)
     assert place.keys() == []
     assert place.staging_leftovers() == []
     assert not place.objects.exists(digest)
+
+
+def test_file_changed_after_hashing_is_not_stored(place: Place, key: Key, tmp_path: Path) -> None:
+    path = tmp_path / "moving.bin"
+    digest = hash_bytes(b"what it was when hashed")
+    path.write_bytes(b"what it is when copied")
+    for k in (None, key):
+        with pytest.raises(UsageError, match="changed while being stored"):
+            place.objects.put_file(path, digest=digest, key=k)
+    assert place.keys() == []
+    assert place.staging_leftovers() == []
 
 
 KILLED_PUT = """

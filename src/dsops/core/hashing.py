@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import blake3
 
@@ -40,16 +41,17 @@ def hash_file(path: str | os.PathLike[str]) -> str:
     return hasher.hexdigest()
 
 
-class HashingWriter:
-    """Wraps a binary stream: hashes and counts what passes through ``write``."""
+class HashingReader:
+    """Wraps a binary file: hashes every byte read through it (for verify-while-copying)."""
 
-    def __init__(self) -> None:
-        self._hasher = blake3.blake3()
-        self.size = 0
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
 
-    def update(self, data: bytes) -> None:
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
         self._hasher.update(data)
-        self.size += len(data)
+        return data
 
     def hexdigest(self) -> str:
         return self._hasher.hexdigest()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,8 +32,8 @@ class Backend(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def put_path(self, src: Path, key: str, *, move: bool = False) -> None:
-        """Store the file ``src`` under ``key`` atomically (``move`` lets it consume src)."""
+    def put_path(self, src: Path, key: str) -> None:
+        """Store the complete staging file ``src`` under ``key`` atomically, consuming it."""
 
     def get_path(self, key: str, dst: Path) -> None:
         """Copy the blob at ``key`` to the local file ``dst``."""
@@ -59,21 +58,10 @@ class LocalBackend:
     def exists(self, key: str) -> bool:
         return os.path.exists(self.root / key)
 
-    def put_path(self, src: Path, key: str, *, move: bool = False) -> None:
+    def put_path(self, src: Path, key: str) -> None:
         final = self.root / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        if move:
-            os.replace(src, final)
-            return
-        fd, tmp = tempfile.mkstemp(dir=self.staging_dir(), prefix="put-")
-        os.close(fd)
-        try:
-            shutil.copyfile(src, tmp)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        os.replace(src, final)  # src is staged under root/tmp: same filesystem, atomic
 
     def get_path(self, key: str, dst: Path) -> None:
         try:
@@ -123,15 +111,14 @@ class FsspecBackend:
             return True
         return bool(self._call("check", self.fs.exists, self._path(key)))
 
-    def put_path(self, src: Path, key: str, *, move: bool = False) -> None:
+    def put_path(self, src: Path, key: str) -> None:
         options: dict[str, int] = {}
         if self.protocol == "s3":
             parts = -(-src.stat().st_size // S3_MAX_PARTS)
             options.update(chunksize=max(PART_SIZE, parts),
                            max_concurrency=UPLOAD_PARTS_IN_FLIGHT)
         self._call("upload", self.fs.put_file, str(src), self._path(key), **options)
-        if move:
-            src.unlink(missing_ok=True)
+        src.unlink(missing_ok=True)
 
     def get_path(self, key: str, dst: Path) -> None:
         try:

@@ -8,6 +8,7 @@ read checks the content against its key before handing it out.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dsops.core.crypto import Key, decrypt_stream, encrypt_stream
-from dsops.core.errors import EncryptionError, IntegrityError
-from dsops.core.hashing import hash_bytes, hash_file
+from dsops.core.errors import EncryptionError, IntegrityError, UsageError
+from dsops.core.hashing import HashingReader, hash_bytes, hash_file
 from dsops.objects.backends import Backend, FsspecBackend, LocalBackend
 
 Progress = Callable[[int], None]
+COPY_CHUNK = 8 << 20
 
 
 def object_key(digest: str, *, encrypted: bool = False) -> str:
@@ -42,18 +44,32 @@ class ObjectStore:
         return self.backend.exists(object_key(digest, encrypted=encrypted))
 
     def put_file(self, path: Path, *, digest: str | None = None, key: Key | None = None) -> str:
-        """Store a file's content; returns its digest. Identical content is stored once."""
+        """Store a file's content; returns its digest. Identical content is stored once.
+
+        The content is hashed again as it is copied to a staging file, and only a copy
+        that matches ``digest`` is moved (renamed or uploaded) under its key: a file
+        changed after it was hashed can never be stored under the wrong name.
+        """
         digest = digest or hash_file(path)
         okey = object_key(digest, encrypted=key is not None)
         if self.backend.exists(okey):
             return digest
-        if key is None:
-            self.backend.put_path(path, okey)
-            return digest
         with self._staged() as tmp:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                encrypt_stream(src, dst, key)
-            self.backend.put_path(tmp, okey, move=True)
+            try:
+                with open(path, "rb") as raw, open(tmp, "wb") as dst:
+                    src = HashingReader(raw)
+                    if key is None:
+                        shutil.copyfileobj(src, dst, COPY_CHUNK)
+                    else:
+                        encrypt_stream(src, dst, key)
+            except FileNotFoundError:
+                raise UsageError(f"{path} disappeared while being stored") from None
+            if src.hexdigest() != digest:
+                raise UsageError(f"{path} changed while being stored: nothing was stored",
+                                 hint="run the command again once the file is complete")
+            if key is None:
+                os.chmod(tmp, 0o444)
+            self.backend.put_path(tmp, okey)
         return digest
 
     def put_files(
