@@ -69,7 +69,15 @@ def _dotted(loc: tuple[Any, ...]) -> str:
 def _describe(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        import difflib
+
+        from dsops.config import models
+
+        known = {alias or name for model in (models.ProjectConfig, models.DatasetConfig,
+                                              models.Expectation, models.RowCount)
+                 for name, f in model.model_fields.items() for alias in (f.alias,)}
+        close = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
+        return "unknown key" + (f" — did you mean {close[0]!r}?" if close else "")
     if kind == "missing":
         return "required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
