@@ -58,6 +58,8 @@ def add(
     json_output: JsonOpt = False,
 ) -> None:
     """Version a file or directory: validate, profile, scan for PII, store."""
+    from rich.markup import escape
+
     from dsops.cli.output import RichProgress, console, print_json, print_validation
     from dsops.core.errors import ValidationFailed
 
@@ -87,8 +89,9 @@ def add(
     if v.validation:
         print_validation(v.validation)
     for f in v.pii:
-        where = f"column {f.column}" if f.column else f"file {f.file}"
-        console.print(f"  [yellow]PII[/] {f.kind} in {where}: {f.count:,} rows")
+        where = f"column {f.column}: {f.count:,} rows" if f.column else \
+            f"file {f.file}: {f.count:,} matches"
+        console.print(f"  [yellow]PII[/] {f.kind} in {escape(where)}")
     if v.sensitive:
         console.print("  [yellow]sensitive[/]: stored encrypted (AES-256-GCM) — reading "
                       "it needs the key")
@@ -161,7 +164,8 @@ def _render_version(v: DatasetVersionInfo) -> None:
     if v.pii:
         console.print("  PII found (values never stored):")
         for f in v.pii:
-            console.print(f"    {f.kind:<8} {f.column or f.file}: {f.count:,} rows")
+            unit = "rows" if f.column else "matches"
+            console.print(f"    {f.kind:<8} {escape(str(f.column or f.file))}: {f.count:,} {unit}")
     if v.validation:
         print_validation(v.validation)
     if v.profile:
@@ -187,7 +191,11 @@ def _num(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
     return str(value)
 
 
