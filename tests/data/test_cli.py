@@ -88,3 +88,21 @@ def test_status_fast_path(run_cli, tmp_path: Path) -> None:
     assert status() == {"people": "unchanged", "docs": "modified"}
     (root / "people.csv").unlink()
     assert status()["people"] == "missing"
+
+
+def test_diff_html_charts(run_cli, tmp_path: Path) -> None:
+    root = project(run_cli, tmp_path)
+    write_csv(root / "people.csv", people(60))
+    run_cli("data", "add", "people.csv", "--name", "people", cwd=root)
+    write_csv(root / "people.csv", people(80, age_shift=10))
+    run_cli("data", "add", "people.csv", "--name", "people", cwd=root)
+    r = run_cli("data", "diff", "people@1", "people@2", "--html", "d.html", cwd=root)
+    assert r.returncode == 0, r.stderr
+    html = (root / "d.html").read_text()
+    assert "people@1" in html and "people@2" in html and '"age"' in html
+    assert "plotly" in html.lower()
+    (root / "docs").mkdir()
+    (root / "docs" / "a.txt").write_text("hello")
+    assert run_cli("data", "add", "docs", "--name", "docs", cwd=root).returncode == 0
+    r = run_cli("data", "show", "docs", "--html", "x.html", cwd=root)
+    assert r.returncode == 2 and "nothing to chart" in r.stderr

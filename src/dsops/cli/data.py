@@ -127,15 +127,35 @@ def ls(
            for v in versions])
 
 
+HtmlOpt = Annotated[Path | None, typer.Option(
+    "--html", help="Also write Plotly charts of the distributions to this HTML file.")]
+
+
+def _write_html(path: Path, versions: list[DatasetVersionInfo]) -> None:
+    from dsops.cli.output import err_console
+    from dsops.core.errors import UsageError
+    from dsops.data.charts import profile_html
+
+    try:
+        html = profile_html(versions)
+    except ValueError as exc:
+        raise UsageError(f"--html: {exc} ({', '.join(v.ref for v in versions)})") from None
+    path.write_text(html, encoding="utf-8")
+    err_console.print(f"charts written to {path}")
+
+
 @app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+    html: HtmlOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """One version: metadata, schema, profile, validation and PII findings."""
     from dsops.cli.output import print_json
 
     info = _service().show(ref)
+    if html is not None:
+        _write_html(html, [info])
     if json_output:
         print_json(info)
         return
@@ -203,12 +223,16 @@ def _num(value: Any) -> str:
 def diff(
     old: Annotated[str, typer.Argument(help="Older version, e.g. credit@1.")],
     new: Annotated[str, typer.Argument(help="Newer version, e.g. credit@2 or credit.")],
+    html: HtmlOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Compare two versions: schema, rows, and how each column's profile moved."""
     from dsops.cli.output import console, print_json, table
 
-    d = _service().diff(old, new)
+    service = _service()
+    d = service.diff(old, new)
+    if html is not None:
+        _write_html(html, [service.show(d.old), service.show(d.new)])
     if json_output:
         print_json(d)
         return
