@@ -46,7 +46,7 @@ run dsops status
 run dsops data add data/credit.csv --name credit
 
 step "6. What changed between the versions"
-run dsops data diff credit@1 credit@2
+run dsops data diff credit@1 credit@2 --html credit-diff.html
 
 step "7. The stored profile (the drift reference for monitoring later)"
 run dsops data show credit@2
