@@ -300,6 +300,16 @@ def contention() -> dict[str, Any]:
     return out
 
 
+def src_digest() -> str:
+    """BLAKE3 of src/ (*.py): which code the figures are for, even between commits."""
+    import blake3
+
+    h = blake3.blake3()
+    for path in sorted((REPO / "src").rglob("*.py")):
+        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def machine() -> dict[str, Any]:
     def out(cmd: list[str]) -> str:
         try:
@@ -325,6 +335,7 @@ def machine() -> dict[str, Any]:
         "dsops": version("dsops"),
         "dvc": out([which("dvc"), "--version"]),
         "blake3": version("blake3"),
+        "src_digest": src_digest(),
         "contention_at_start": contention(),
     }
 
@@ -435,7 +446,7 @@ def main() -> None:
 
     result = {
         "benchmark": "bench/data_add.py",
-        "command": "make bench  (python bench/data_add.py " + " ".join(sys.argv[1:]) + ")",
+        "command": " ".join(["python", "bench/data_add.py", *sys.argv[1:]]),
         "machine": info,
         "params": {"size_mb": args.size_mb, "files": args.files, "file_kb": args.file_kb,
                    "reps": args.reps, "status_reps": args.status_reps},

@@ -115,3 +115,24 @@ def test_scan_text_file_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
     path.write_bytes("Zürich: jürgen@example.de\n".encode("latin-1"))
     assert [f["kind"] for f in scan_text_file(path)] == ["email"]
+
+
+def test_scan_text_files_batches_and_attributes_per_file(tmp_path: Path) -> None:
+    from dsops.data.pii import scan_text_files
+
+    files = []
+    for i in range(30):
+        path = tmp_path / f"n{i}.txt"
+        body = "nothing here\n" * 3
+        if i % 10 == 0:
+            body += f"write to person{i}@example.com\nor call +44 20 7946 09{i:02d}\n"
+        path.write_text(body)
+        files.append((path.name, path))
+    (tmp_path / "bin.txt").write_bytes(b"\0\1 person@example.com")
+    files.append(("bin.txt", tmp_path / "bin.txt"))
+    small_batches = scan_text_files(files, batch_bytes=100)
+    one_batch = scan_text_files(files)
+    assert small_batches == one_batch
+    assert {(f["file"], f["kind"]) for f in one_batch} == {
+        (f"n{i}.txt", kind) for i in (0, 10, 20) for kind in ("email", "phone")}
+    assert all(f["count"] == 1 for f in one_batch)

@@ -173,30 +173,54 @@ def scan_table(table: pa.Table) -> list[dict[str, Any]]:
         if logical_type(column.type) != "str":
             continue
         series = pl.Series(column).cast(pl.String)
-        for kind, count in _count_matches(series).items():
-            findings.append({"column": name, "kind": kind, "count": count})
+        for kind, rows in _matching_rows(series).items():
+            findings.append({"column": name, "kind": kind, "count": len(rows)})
     return findings
 
 
 def scan_text_file(path: Path, max_bytes: int = 50 << 20) -> list[dict[str, Any]]:
     """Count, per PII kind, the lines of a text file containing a match; binary files: []."""
-    with path.open("rb") as handle:
-        content = handle.read(max_bytes)
-    if b"\0" in content[:_BINARY_SNIFF]:
-        return []
-    lines = pl.Series(content.decode("utf-8", errors="replace").splitlines(), dtype=pl.String)
-    return [
-        {"file": str(path), "kind": kind, "count": count}
-        for kind, count in _count_matches(lines).items()
-    ]
+    return scan_text_files([(str(path), path)], max_bytes=max_bytes)
 
 
-def _count_matches(values: pl.Series) -> dict[str, int]:
-    """Rows of `values` with at least one (confirmed) match, per kind; zero counts omitted."""
-    values = values.drop_nulls()
-    if values.is_empty():
-        return {}
-    frame = pl.LazyFrame({"v": values})
+def scan_text_files(files: list[tuple[str, Path]], max_bytes: int = 50 << 20,
+                    batch_bytes: int = 64 << 20) -> list[dict[str, Any]]:
+    """``scan_text_file`` for many files at once: their lines are matched as one column,
+    so thousands of small files cost one vectorised pass, not thousands (in batches of
+    about ``batch_bytes`` of text, so memory stays bounded)."""
+    counts = np.zeros((len(files), len(PII_KINDS)), dtype=np.int64)
+    lines: list[str] = []
+    owners: list[int] = []
+    pending = 0
+
+    def flush() -> None:
+        owner = np.asarray(owners)
+        for kind, rows in _matching_rows(pl.Series(lines, dtype=pl.String)).items():
+            counts[:, PII_KINDS.index(kind)] += np.bincount(owner[rows], minlength=len(files))
+        lines.clear()
+        owners.clear()
+
+    for index, (_, path) in enumerate(files):
+        with path.open("rb") as handle:
+            content = handle.read(max_bytes)
+        if b"\0" in content[:_BINARY_SNIFF]:
+            continue
+        split = content.decode("utf-8", errors="replace").splitlines()
+        lines.extend(split)
+        owners.extend([index] * len(split))
+        pending += len(content)
+        if pending >= batch_bytes:
+            flush()
+            pending = 0
+    if lines:
+        flush()
+    return [{"file": files[i][0], "kind": PII_KINDS[k], "count": int(counts[i, k])}
+            for i, k in zip(*np.nonzero(counts), strict=True)]
+
+
+def _matching_rows(values: pl.Series) -> dict[str, np.ndarray]:
+    """Per kind, the indices of rows of `values` with at least one (confirmed) match."""
+    frame = pl.LazyFrame({"v": values}).with_row_index("i").drop_nulls("v")
     # Two rounds of independent queries, each run in parallel by polars: the gates, then
     # the full patterns on the rows that passed their gate.
     gated = pl.collect_all(
@@ -206,23 +230,25 @@ def _count_matches(values: pl.Series) -> dict[str, int]:
         [rows.lazy().filter(pl.col("v").str.contains(kind.pattern))
          for rows, kind in zip(gated, _KINDS.values(), strict=True)]
     )
-    counts = {}
+    out = {}
     for (name, kind), rows in zip(_KINDS.items(), found, strict=True):
         if kind.confirm is not None and rows.height:
-            counts[name] = _confirmed_rows(rows["v"], kind)
+            indices = _confirmed_rows(rows, kind)
         else:
-            counts[name] = rows.height
-    return {name: count for name, count in counts.items() if count}
+            indices = rows["i"].to_numpy()
+        if len(indices):
+            out[name] = indices
+    return out
 
 
-def _confirmed_rows(candidates: pl.Series, kind: _Kind) -> int:
-    """Candidate rows where at least one extracted match passes the kind's confirmation."""
+def _confirmed_rows(candidates: pl.DataFrame, kind: _Kind) -> np.ndarray:
+    """Indices of candidate rows where an extracted match passes the kind's confirmation."""
     assert kind.confirm is not None
     matches = (
-        pl.DataFrame({"row": np.arange(len(candidates)), "match": candidates})
-        .with_columns(pl.col("match").str.extract_all(kind.extract or kind.pattern))
+        candidates.select(pl.col("i").alias("row"),
+                          pl.col("v").str.extract_all(kind.extract or kind.pattern).alias("match"))
         .explode("match")
         .drop_nulls("match")
     )
     valid = kind.confirm(matches["match"])
-    return int(matches["row"].filter(pl.Series(valid)).n_unique())
+    return matches["row"].filter(pl.Series(valid)).unique().to_numpy()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -439,8 +438,7 @@ class _DirectoryContent:
         if declared.expectations:
             raise UsageError(f"{self.root}: expectations need tabular data; a directory "
                              "dataset can only be versioned, scanned and revoked")
-        texts = [(e.path, p) for e, p in self.files if p.suffix.lower() in TEXT_SUFFIXES]
-        return {"pii": _scan_text_files(texts)}
+        return {"pii": _scan_text_files([(e.path, p) for e, p in self.files])}
 
     def upload(self, ws: Workspace, key: Key | None, progress: Progress) -> None:
         progress.start(f"store {self.root.name}/", len(self.files))
@@ -451,34 +449,23 @@ class _DirectoryContent:
 
 def _hash_files(listing: list[tuple[str, Path, os.stat_result]], cache: StatCache,
                 progress: Progress) -> list[tuple[ManifestEntry, Path]]:
-    """Hash what the stat cache does not know, in threads; the cache is updated after."""
-    known: dict[str, str] = {}
-    todo = []
+    """Hash what the stat cache does not know (one after another: BLAKE3 threads itself
+    on large files, and a pool costs more than it saves on small ones)."""
+    out = []
     for rel, path, st in listing:
-        cached = cache.cached(path, st)
-        if cached is not None:
-            known[rel] = cached
-        else:
-            todo.append((rel, path, st))
-    with ThreadPoolExecutor(min(32, (os.cpu_count() or 2) * 4)) as pool:
-        for (rel, path, st), digest in zip(todo, pool.map(lambda t: hash_file(t[1]), todo),
-                                           strict=True):
-            known[rel] = digest
-            cache.remember(path, digest, st)
-            progress.advance()
-    progress.advance(len(listing) - len(todo))
-    return [(ManifestEntry(rel, known[rel], st.st_size), path) for rel, path, st in listing]
+        out.append((ManifestEntry(rel, cache.digest(path, st), st.st_size), path))
+        progress.advance()
+    return out
 
 
 def _scan_text_files(files: list[tuple[str, Path]]) -> list[dict[str, Any]]:
-    from dsops.data.pii import scan_text_file
+    """PII findings of the text files among ``files`` (decided by suffix)."""
+    texts = [(rel, path) for rel, path in files if path.suffix.lower() in TEXT_SUFFIXES]
+    if not texts:
+        return []
+    from dsops.data.pii import scan_text_files
 
-    findings = []
-    for rel, path in files:
-        for f in scan_text_file(path):
-            f["file"] = rel
-            findings.append(f)
-    return findings
+    return scan_text_files(texts)
 
 
 def _redacted(profile: dict[str, Any], columns: set[str]) -> dict[str, Any]:

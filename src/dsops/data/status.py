@@ -36,6 +36,9 @@ class StatCache:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(state_dir / STATE_DB, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # A cache: losing its last writes costs a rehash, never correctness; an fsync
+        # here would wait for every dirty page of a large file just copied (ext4).
+        self.db.execute("PRAGMA synchronous=OFF")
         self.db.executescript(_SCHEMA)
         self._rows: dict[str, tuple[int, int, int, str]] | None = None
         self._pending: list[tuple[str, int, int, int, str]] = []

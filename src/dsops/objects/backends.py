@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +37,9 @@ class Backend(Protocol):
     def put_path(self, src: Path, key: str) -> None:
         """Store the complete staging file ``src`` under ``key`` atomically, consuming it."""
 
+    def put_data(self, data: bytes, key: str) -> None:
+        """Store a small, already verified blob held in memory under ``key`` atomically."""
+
     def get_path(self, key: str, dst: Path) -> None:
         """Copy the blob at ``key`` to the local file ``dst``."""
 
@@ -54,14 +59,34 @@ class LocalBackend:
         self.root = root
         self.location = str(root)
         self._tmp = root / "tmp"
+        self._names = itertools.count()
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self.root / key)
 
     def put_path(self, src: Path, key: str) -> None:
         final = self.root / key
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, final)  # src is staged under root/tmp: same filesystem, atomic
+        try:
+            os.replace(src, final)  # src is staged under root/tmp: same filesystem, atomic
+        except FileNotFoundError:
+            if not src.exists():
+                raise
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, final)
+
+    def put_data(self, data: bytes, key: str) -> None:
+        # The fewest system calls for the many-small-files case: one exclusive create
+        # (names are unique per process and thread), one write, one rename.
+        tmp = self.staging_dir() / f"put-{os.getpid()}-{threading.get_ident()}-{next(self._names)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            os.write(fd, data)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        self.put_path(tmp, key)
 
     def get_path(self, key: str, dst: Path) -> None:
         try:
@@ -73,7 +98,8 @@ class LocalBackend:
         return self.root / key
 
     def staging_dir(self) -> Path:
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        if not self._tmp.is_dir():
+            self._tmp.mkdir(parents=True, exist_ok=True)
         return self._tmp
 
 
@@ -119,6 +145,9 @@ class FsspecBackend:
                            max_concurrency=UPLOAD_PARTS_IN_FLIGHT)
         self._call("upload", self.fs.put_file, str(src), self._path(key), **options)
         src.unlink(missing_ok=True)
+
+    def put_data(self, data: bytes, key: str) -> None:
+        self._call("upload", self.fs.pipe_file, self._path(key), data)  # one atomic PUT
 
     def get_path(self, key: str, dst: Path) -> None:
         try:

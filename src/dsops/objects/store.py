@@ -22,6 +22,7 @@ from dsops.objects.backends import Backend, FsspecBackend, LocalBackend
 
 Progress = Callable[[int], None]
 COPY_CHUNK = 8 << 20
+SMALL_FILE = 1 << 20  # read whole, verified in memory, written with one create + rename
 
 
 def object_key(digest: str, *, encrypted: bool = False) -> str:
@@ -54,6 +55,17 @@ class ObjectStore:
         okey = object_key(digest, encrypted=key is not None)
         if self.backend.exists(okey):
             return digest
+        try:
+            small = key is None and path.stat().st_size <= SMALL_FILE
+            data = path.read_bytes() if small else b""
+        except FileNotFoundError:
+            raise UsageError(f"{path} disappeared while being stored") from None
+        if small:
+            if hash_bytes(data) != digest:
+                raise UsageError(f"{path} changed while being stored: nothing was stored",
+                                 hint="run the command again once the file is complete")
+            self.backend.put_data(data, okey)
+            return digest
         with self._staged() as tmp:
             try:
                 with open(path, "rb") as raw, open(tmp, "wb") as dst:
@@ -76,7 +88,15 @@ class ObjectStore:
         self, items: Iterable[tuple[Path, str]], *, key: Key | None = None,
         progress: Progress | None = None,
     ) -> None:
-        """Store many (path, digest) pairs in parallel."""
+        """Store many (path, digest) pairs: in parallel on remote stores (latency-bound);
+        one after another on a local directory, where a put is a few fast system calls
+        and a thread pool measured 20× slower (10,000 × 1 KB files: 9.9 s vs 0.5 s)."""
+        if self.backend.is_local:
+            for path, digest in items:
+                self.put_file(path, digest=digest, key=key)
+                if progress:
+                    progress(1)
+            return
 
         def one(item: tuple[Path, str]) -> int:
             self.put_file(item[0], digest=item[1], key=key)
@@ -90,7 +110,11 @@ class ObjectStore:
     def put_bytes(self, data: bytes, *, key: Key | None = None) -> str:
         """Store a small blob held in memory."""
         digest = hash_bytes(data)
-        if self.backend.exists(object_key(digest, encrypted=key is not None)):
+        okey = object_key(digest, encrypted=key is not None)
+        if self.backend.exists(okey):
+            return digest
+        if key is None:
+            self.backend.put_data(data, okey)
             return digest
         with self._staged() as tmp:
             tmp.write_bytes(data)
