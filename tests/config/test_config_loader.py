@@ -120,7 +120,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
             ownr: risk-team
         """)
     error = config_error(path)
-    assert str(error) == f"{path}:5: datasets.credit.ownr: unknown key"
+    assert str(error) == f"{path}:5: datasets.credit.ownr: unknown key — did you mean 'owner'?"
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:

@@ -19,22 +19,39 @@ class ManifestEntry:
     size: int
 
 
-def walk_files(root: Path) -> list[tuple[str, Path, os.stat_result]]:
-    """Every regular file under ``root`` (sorted by relative path), with its stat."""
-    out: list[tuple[str, Path, os.stat_result]] = []
-    stack = [root]
+def scan_tree(root: str) -> list[tuple[str, str, os.stat_result]]:
+    """Every regular file under ``root`` as (relative POSIX path, path, stat), sorted.
+
+    Strings, not pathlib: this runs on ``dsops status``'s no-op path over many files.
+    """
+    out: list[tuple[str, str, os.stat_result]] = []
+    stack = [(root, "")]
     while stack:
-        directory = stack.pop()
+        directory, prefix = stack.pop()
         with os.scandir(directory) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in SKIP_DIRS:
-                        stack.append(Path(entry.path))
+                        stack.append((entry.path, prefix + entry.name + "/"))
                 elif entry.is_file():
-                    path = Path(entry.path)
-                    out.append((path.relative_to(root).as_posix(), path, entry.stat()))
+                    out.append((prefix + entry.name, entry.path, entry.stat()))
     out.sort(key=lambda item: item[0])
     return out
+
+
+def walk_files(root: Path) -> list[tuple[str, Path, os.stat_result]]:
+    """``scan_tree`` with paths as ``Path`` objects."""
+    return [(rel, Path(path), st) for rel, path, st in scan_tree(str(root))]
+
+
+def tree_fingerprint(listing: list[tuple[str, str | Path, os.stat_result]]) -> str:
+    """A hash of every file's relative path, size, mtime and inode: unchanged while the
+    directory's content is (as far as ``stat`` can tell, like git's index)."""
+    from dsops.core.hashing import hash_bytes
+
+    return hash_bytes("\n".join(
+        f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}" for rel, _, st in listing
+    ).encode())
 
 
 def encode_manifest(entries: list[ManifestEntry]) -> bytes:

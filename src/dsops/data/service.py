@@ -17,7 +17,12 @@ from dsops.core.hashing import hash_bytes, hash_file
 from dsops.core.ids import new_id
 from dsops.core.progress import NoProgress, Progress
 from dsops.core.refs import Ref, check_name
-from dsops.data.manifest import ManifestEntry, decode_manifest, encode_manifest, walk_files
+from dsops.data.manifest import (
+    ManifestEntry,
+    decode_manifest,
+    encode_manifest,
+    walk_files,
+)
 from dsops.data.models import (
     AddResult,
     DatasetSummary,

@@ -24,6 +24,8 @@ STATE_DB = "state.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, digest TEXT);
+CREATE TABLE IF NOT EXISTS tree_cache (
+    path TEXT PRIMARY KEY, fingerprint TEXT, digest TEXT);
 CREATE TABLE IF NOT EXISTS config_cache (
     id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER, mtime_ns INTEGER, body TEXT);
 """
@@ -76,6 +78,17 @@ class StatCache:
         self._load()[str(path)] = row
         self._pending.append((str(path), *row))
 
+    def tree_digest(self, path: str, fingerprint: str) -> str | None:
+        """The remembered digest of a directory whose stat fingerprint is unchanged."""
+        row = self.db.execute("SELECT fingerprint, digest FROM tree_cache WHERE path = ?",
+                              (path,)).fetchone()
+        return row[1] if row and row[0] == fingerprint else None
+
+    def remember_tree(self, path: str, fingerprint: str, digest: str) -> None:
+        """Record a directory's dataset digest under its stat fingerprint."""
+        self.db.execute("INSERT OR REPLACE INTO tree_cache VALUES (?, ?, ?)",
+                        (path, fingerprint, digest))
+
     def flush(self) -> None:
         """Write remembered hashes to disk."""
         if self._pending:
@@ -108,11 +121,18 @@ def local_digest(path: Path, cache: StatCache) -> str | None:
         return cache.digest(path)
     if path.is_dir():
         from dsops.core.hashing import hash_bytes
-        from dsops.data.manifest import ManifestEntry, encode_manifest, walk_files
+        from dsops.data.manifest import ManifestEntry, encode_manifest, scan_tree, tree_fingerprint
 
-        entries = [ManifestEntry(rel, cache.digest(p, st), st.st_size)
-                   for rel, p, st in walk_files(path)]
-        return hash_bytes(encode_manifest(entries))
+        listing = scan_tree(str(path))
+        fingerprint = tree_fingerprint(listing)
+        known = cache.tree_digest(str(path.resolve()), fingerprint)
+        if known is not None:
+            return known
+        entries = [ManifestEntry(rel, cache.digest(Path(p), st), st.st_size)
+                   for rel, p, st in listing]
+        digest = hash_bytes(encode_manifest(entries))
+        cache.remember_tree(str(path.resolve()), fingerprint, digest)
+        return digest
     return None
 
 

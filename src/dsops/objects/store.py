@@ -21,7 +21,6 @@ from dsops.core.hashing import HashingReader, hash_bytes, hash_file
 from dsops.objects.backends import Backend, FsspecBackend, LocalBackend
 
 Progress = Callable[[int], None]
-COPY_CHUNK = 8 << 20
 SMALL_FILE = 1 << 20  # read whole, verified in memory, written with one create + rename
 
 
@@ -68,19 +67,22 @@ class ObjectStore:
             return digest
         with self._staged() as tmp:
             try:
-                with open(path, "rb") as raw, open(tmp, "wb") as dst:
-                    src = HashingReader(raw)
-                    if key is None:
-                        shutil.copyfileobj(src, dst, COPY_CHUNK)
-                    else:
+                if key is None:
+                    # Kernel copy, then the staged copy is hashed on all cores: the
+                    # verification costs one parallel hash, not a single-threaded one.
+                    shutil.copyfile(path, tmp)
+                    staged_digest = hash_file(tmp)
+                    os.chmod(tmp, 0o444)
+                else:
+                    with open(path, "rb") as raw, open(tmp, "wb") as dst:
+                        src = HashingReader(raw)
                         encrypt_stream(src, dst, key)
+                    staged_digest = src.hexdigest()
             except FileNotFoundError:
                 raise UsageError(f"{path} disappeared while being stored") from None
-            if src.hexdigest() != digest:
+            if staged_digest != digest:
                 raise UsageError(f"{path} changed while being stored: nothing was stored",
                                  hint="run the command again once the file is complete")
-            if key is None:
-                os.chmod(tmp, 0o444)
             self.backend.put_path(tmp, okey)
         return digest
 
