@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import sys
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from dsops.core.project import CONFIG_NAME, STATE_DIR, find_root
@@ -136,8 +136,7 @@ def local_digest(path: Path, cache: StatCache) -> str | None:
     return None
 
 
-@dataclass
-class DatasetStatus:
+class DatasetStatus(NamedTuple):
     """One declared dataset compared with its latest version."""
 
     name: str
@@ -221,7 +220,7 @@ def run_status_command(*, json_output: bool) -> int:
                          hint="run 'dsops init' to start a project here")
     rows = compute_status(root)
     if json_output:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
+        print(json.dumps([r._asdict() for r in rows], indent=2))
         return 0
     if not rows:
         print("no datasets with a 'path' declared in dsops.yaml")
