@@ -38,21 +38,22 @@ def test_sigkill_mid_upload_leaves_store_consistent(make_workspace, tmp_path: Pa
     ws = make_workspace()
     src = tmp_path / "many"
     src.mkdir()
-    for i in range(4000):
-        (src / f"f{i:05d}.bin").write_bytes(os.urandom(2048))
+    for i in range(1500):  # ~100 MB of small files: two packs
+        (src / f"f{i:05d}.bin").write_bytes(os.urandom(64 << 10))
     env = {**os.environ, "DSOPS_USER": "bot@example.com"}
     proc = subprocess.Popen([DSOPS, "data", "add", str(src), "--name", "many"], cwd=ws.root,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     objects = ws.state_dir / "objects"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        stored = [p for p in objects.glob("??/*")] if objects.exists() else []
-        if len(stored) > 50:
-            break
-        time.sleep(0.01)
+    staged = 0
+    while time.monotonic() < deadline and not staged:
+        # a pack being written: the upload has started and is not finished
+        staged = sum(p.stat().st_size for p in (objects / "tmp").glob("stage-*")) \
+            if (objects / "tmp").exists() else 0
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert len(stored) > 50, "the upload never started"
+    assert staged, "the upload never started"
 
     with ws.store.read() as session:
         assert session.execute(select(DatasetVersion)).first() is None
@@ -60,4 +61,6 @@ def test_sigkill_mid_upload_leaves_store_consistent(make_workspace, tmp_path: Pa
         assert hash_file(blob) == blob.parent.name + blob.name
 
     result = DatasetService(ws).add(src, "many")  # and a retry completes
-    assert result.created and result.version.version == 1 and result.version.file_count == 4000
+    assert result.created and result.version.version == 1 and result.version.file_count == 1500
+    out = DatasetService(ws).checkout("many", tmp_path / "back")
+    assert (out / "f00042.bin").read_bytes() == (src / "f00042.bin").read_bytes()

@@ -176,3 +176,49 @@ def test_checkout_protects_unversioned_content(workspace, tmp_path: Path) -> Non
     assert path.read_text() == "id\n1\n"
     svc.checkout("credit@1", path, force=True)
     assert svc.add(path, "credit").created is False
+
+
+def test_small_files_are_packed_and_reused(workspace, tmp_path: Path, monkeypatch) -> None:
+    src = tmp_path / "corpus"
+    src.mkdir()
+    for i in range(200):
+        (src / f"doc{i}.bin").write_bytes(bytes([i % 256]) * (50 + i))
+    (src / "big.bin").write_bytes(b"x" * (2 << 20))  # over the pack limit: its own blob
+    svc = DatasetService(workspace)
+    objects = workspace.state_dir / "objects"
+
+    def blobs() -> set[Path]:
+        return {p for p in objects.glob("??/*")}
+
+    v1 = svc.add(src, "corpus").version
+    first = blobs()
+    assert len(first) == 3  # one pack, the big file, the stored manifest
+    (src / "new.bin").write_bytes(b"new file")
+    v2 = svc.add(src, "corpus").version
+    added = blobs() - first
+    assert len(added) == 2  # a pack holding only the new file, and the manifest
+    assert min(p.stat().st_size for p in added) == len(b"new file")
+
+    out = svc.checkout(v1.ref, tmp_path / "v1")
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in src.iterdir()
+                                                           if p.name != "new.bin")
+    assert (out / "doc7.bin").read_bytes() == bytes([7]) * 57
+    assert (out / "big.bin").stat().st_size == 2 << 20
+    assert (svc.checkout(v2.ref, tmp_path / "v2") / "new.bin").read_bytes() == b"new file"
+
+    monkeypatch.setenv("DSOPS_ENCRYPTION_KEY", generate_key())
+    (src / "contact.txt").write_text("mail me at someone@example.com\n")
+    v3 = svc.add(src, "corpus").version
+    assert v3.encrypted and [f.file for f in v3.pii] == ["contact.txt"]
+    assert not any(b"someone@example.com" in p.read_bytes() for p in blobs() - first)
+    back = svc.checkout(v3.ref, tmp_path / "v3")
+    assert (back / "contact.txt").read_text() == "mail me at someone@example.com\n"
+    assert (back / "doc199.bin").read_bytes() == bytes([199]) * 249
+
+
+def test_manifests_before_packs_still_read() -> None:
+    from dsops.data.manifest import Location, decode_stored
+
+    old = b'{"format":1,"files":[["a.txt","ab",3]]}'
+    entries, locations = decode_stored(old)
+    assert entries[0].path == "a.txt" and locations["ab"] == Location()

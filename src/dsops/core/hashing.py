@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import BinaryIO
 
 import blake3
@@ -22,10 +21,13 @@ def hash_bytes(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """Hex BLAKE3 of a file's content, in constant memory."""
-    path = Path(path)
-    size = path.stat().st_size
+def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """Hex BLAKE3 of a file's content, in constant memory (``size``: if already known)."""
+    if size is None:
+        size = os.stat(path).st_size
+    if size <= CHUNK:
+        with open(path, "rb") as f:
+            return blake3.blake3(f.read()).hexdigest()
     if size >= THREADED_THRESHOLD:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         buffer = bytearray(THREADED_BLOCK)

@@ -39,11 +39,6 @@ def scan_tree(root: str) -> list[tuple[str, str, os.stat_result]]:
     return out
 
 
-def walk_files(root: Path) -> list[tuple[str, Path, os.stat_result]]:
-    """``scan_tree`` with paths as ``Path`` objects."""
-    return [(rel, Path(path), st) for rel, path, st in scan_tree(str(root))]
-
-
 def tree_fingerprint(listing: list[tuple[str, str | Path, os.stat_result]]) -> str:
     """A hash of every file's relative path, size, mtime and inode: unchanged while the
     directory's content is (as far as ``stat`` can tell, like git's index)."""
@@ -55,11 +50,33 @@ def tree_fingerprint(listing: list[tuple[str, str | Path, os.stat_result]]) -> s
 
 
 def encode_manifest(entries: list[ManifestEntry]) -> bytes:
-    """Canonical bytes: the same files always give the same manifest (and digest)."""
+    """Canonical bytes of the content: the same files always give the same manifest, and
+    its hash is the version's digest (independent of where the blobs are kept)."""
     rows = [[e.path, e.digest, e.size] for e in sorted(entries, key=lambda e: e.path)]
     return json.dumps({"format": 1, "files": rows}, separators=(",", ":")).encode()
 
 
-def decode_manifest(data: bytes) -> list[ManifestEntry]:
-    """The entries of a stored manifest."""
-    return [ManifestEntry(p, d, s) for p, d, s in json.loads(data)["files"]]
+@dataclass(frozen=True)
+class Location:
+    """Where a file's bytes are kept: a pack and an offset, or (pack None) its own blob."""
+
+    pack: str | None = None
+    offset: int = 0
+
+
+def encode_stored(entries: list[ManifestEntry], locations: dict[str, Location]) -> bytes:
+    """The manifest as stored: the content rows plus where each file is kept."""
+    rows: list[list[object]] = []
+    for e in sorted(entries, key=lambda e: e.path):
+        where = locations.get(e.digest, Location())
+        rows.append([e.path, e.digest, e.size] + ([where.pack, where.offset] if where.pack else []))
+    return json.dumps({"format": 2, "files": rows}, separators=(",", ":")).encode()
+
+
+def decode_stored(data: bytes) -> tuple[list[ManifestEntry], dict[str, Location]]:
+    """Entries and locations of a stored manifest (format 1 had no packs)."""
+    entries, locations = [], {}
+    for row in json.loads(data)["files"]:
+        entries.append(ManifestEntry(row[0], row[1], row[2]))
+        locations[row[1]] = Location(row[3], row[4]) if len(row) > 3 else Location()
+    return entries, locations

@@ -24,6 +24,7 @@ class DatasetVersionInfo(BaseModel):
     version: int
     ref: str
     digest: str
+    manifest: str | None = None
     kind: str
     format: str
     source_name: str

@@ -32,13 +32,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
-from dsops.data.tabular import logical_type
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 
 _HEX = "[0-9A-Fa-f]{1,4}"
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
@@ -58,6 +59,8 @@ class _Kind:
 
 def _char_matrix(strings: pl.Series, width: int) -> np.ndarray:
     """ASCII strings of at most `width` chars, left-padded with '0', as (n, width) codes."""
+    import pyarrow as pa
+
     if strings.is_empty():
         return np.zeros((0, width), dtype=np.uint8)
     # Equal-width ASCII strings lie back to back in the Arrow data buffer: no Python loop.
@@ -167,6 +170,8 @@ _BINARY_SNIFF = 8 << 10
 
 def scan_table(table: pa.Table) -> list[dict[str, Any]]:
     """Count, per string column and PII kind, the rows containing a match (never values)."""
+    from dsops.data.tabular import logical_type
+
     findings = []
     for name in table.column_names:
         column = table.column(name)
@@ -183,7 +188,7 @@ def scan_text_file(path: Path, max_bytes: int = 50 << 20) -> list[dict[str, Any]
     return scan_text_files([(str(path), path)], max_bytes=max_bytes)
 
 
-def scan_text_files(files: list[tuple[str, Path]], max_bytes: int = 50 << 20,
+def scan_text_files(files: list[tuple[str, str | Path]], max_bytes: int = 50 << 20,
                     batch_bytes: int = 64 << 20) -> list[dict[str, Any]]:
     """``scan_text_file`` for many files at once: their lines are matched as one column,
     so thousands of small files cost one vectorised pass, not thousands (in batches of
@@ -201,7 +206,7 @@ def scan_text_files(files: list[tuple[str, Path]], max_bytes: int = 50 << 20,
         owners.clear()
 
     for index, (_, path) in enumerate(files):
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             content = handle.read(max_bytes)
         if b"\0" in content[:_BINARY_SNIFF]:
             continue

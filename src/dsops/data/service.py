@@ -18,10 +18,13 @@ from dsops.core.ids import new_id
 from dsops.core.progress import NoProgress, Progress
 from dsops.core.refs import Ref, check_name
 from dsops.data.manifest import (
+    Location,
     ManifestEntry,
-    decode_manifest,
+    decode_stored,
     encode_manifest,
-    walk_files,
+    encode_stored,
+    scan_tree,
+    tree_fingerprint,
 )
 from dsops.data.models import (
     AddResult,
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
 
     from dsops.core.crypto import Key
 
+# Directory datasets: files up to PACK_FILE_MAX are stored in packs of about PACK_BYTES.
+PACK_FILE_MAX = 1 << 20
+PACK_BYTES = 64 << 20
 # Text files in directory datasets that the PII scan reads.
 TEXT_SUFFIXES = {".txt", ".md", ".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".xml", ".html",
                  ".yaml", ".yml", ".log"}
@@ -98,7 +104,11 @@ class DatasetService:
         sensitive = bool(pii) or bool(declared.sensitive_columns)
         key = (self.ws.encryption_key(required_for=f"{path} holds sensitive data: storing it")
                if sensitive else None)
-        content.upload(self.ws, key, progress)
+        reuse = {}
+        if latest is not None and latest.kind == "directory" and \
+                latest.key_id == (key.id if key else None):
+            reuse = self._stored_manifest(self._info(name, latest))[1]
+        manifest = content.upload(self.ws, key, progress, reuse)
 
         meta = {
             "description": description or declared.description,
@@ -121,7 +131,7 @@ class DatasetService:
             ).scalar() or 0) + 1
             row = DatasetVersion(
                 id=new_id(), dataset_id=dataset.id, version=number, digest=content.digest,
-                kind=content.kind, format=content.format, source_name=path.name,
+                manifest=manifest, kind=content.kind, format=content.format, source_name=path.name,
                 size=content.size, file_count=content.file_count,
                 row_count=checks.get("row_count"), created_at=now, created_by=self.ws.identity,
                 sensitive=sensitive, key_id=key.id if key else None, valid=valid,
@@ -210,11 +220,14 @@ class DatasetService:
 
     def manifest(self, ref: str | Ref) -> list[ManifestEntry]:
         """The files of a directory version."""
-        info = self.show(ref)
+        return self._stored_manifest(self.show(ref))[0]
+
+    def _stored_manifest(self, info: DatasetVersionInfo
+                         ) -> tuple[list[ManifestEntry], dict[str, Location]]:
         if info.kind != "directory":
             raise UsageError(f"{info.ref} is a single file, not a directory dataset")
-        return decode_manifest(self.ws.objects.read_bytes(
-            info.digest, key=self._key_for(info), encrypted=info.encrypted))
+        return decode_stored(self.ws.objects.read_bytes(
+            info.manifest or info.digest, key=self._key_for(info), encrypted=info.encrypted))
 
     def read_table(self, ref: str | Ref) -> pa.Table:
         """A tabular version as an Arrow table (decrypted in memory when sensitive)."""
@@ -265,12 +278,24 @@ class DatasetService:
                                hint="add it as a new version first, or pass --force")
             self.ws.objects.get_file(info.digest, dest, key=key, encrypted=info.encrypted)
             return dest
-        entries = self.manifest(info.ref)
+        entries, locations = self._stored_manifest(info)
         if dest.exists() and not dest.is_dir():
             raise Conflict(f"{dest} is a file; {info.ref} is a directory dataset")
         progress.start(f"checkout {info.ref}", len(entries))
-        self.ws.objects.get_files(((e.digest, dest / e.path) for e in entries), key=key,
-                                  encrypted=info.encrypted, progress=progress.advance)
+        packs: dict[str, list[tuple[int, int, str, Path]]] = {}
+        loose = []
+        for e in entries:
+            where = locations.get(e.digest, Location())
+            if where.pack is None:
+                loose.append((e.digest, dest / e.path))
+            else:
+                packs.setdefault(where.pack, []).append((where.offset, e.size, e.digest,
+                                                         dest / e.path))
+        for pack, packed in packs.items():
+            self.ws.objects.get_packed(pack, packed, key=key, encrypted=info.encrypted)
+            progress.advance(len(packed))
+        self.ws.objects.get_files(loose, key=key, encrypted=info.encrypted,
+                                  progress=progress.advance)
         return dest
 
     def revoke(self, ref: str | Ref, *, reason: str) -> DatasetVersionInfo:
@@ -349,7 +374,8 @@ class DatasetService:
     def _info(self, name: str, row: DatasetVersion) -> DatasetVersionInfo:
         return DatasetVersionInfo(
             name=name, version=row.version, ref=f"{name}@{row.version}", digest=row.digest,
-            kind=row.kind, format=row.format, source_name=row.source_name, size=row.size,
+            manifest=row.manifest, kind=row.kind, format=row.format,
+            source_name=row.source_name, size=row.size,
             file_count=row.file_count, row_count=row.row_count,
             created_at=_utc(row.created_at), created_by=row.created_by,
             description=row.description, owner=row.owner, license=row.license,
@@ -411,7 +437,8 @@ class _FileContent:
                                                    mask_columns=sensitive)
         return out
 
-    def upload(self, ws: Workspace, key: Key | None, progress: Progress) -> None:
+    def upload(self, ws: Workspace, key: Key | None, progress: Progress,
+               reuse: dict[str, Location]) -> None:
         progress.start(f"store {self.path.name}", None)
         ws.objects.put_file(self.path, digest=self.digest, key=key)
 
@@ -422,7 +449,7 @@ class _DirectoryContent:
     kind = "directory"
     format = "files"
 
-    def __init__(self, root: Path, files: list[tuple[ManifestEntry, Path]]) -> None:
+    def __init__(self, root: Path, files: list[tuple[ManifestEntry, str]]) -> None:
         self.root = root
         self.files = files
         self.manifest = encode_manifest([e for e, _ in files])
@@ -432,12 +459,13 @@ class _DirectoryContent:
 
     @classmethod
     def scan(cls, root: Path, cache: StatCache, progress: Progress) -> _DirectoryContent:
-        listing = walk_files(root)
+        listing = scan_tree(str(root))  # strings: Path objects cost ~30 µs a file here
         if not listing:
             raise UsageError(f"{root} holds no files: nothing to version")
         progress.start(f"hash {root.name}/", len(listing))
-
-        return cls(root, _hash_files(listing, cache, progress))
+        content = cls(root, _hash_files(listing, cache, progress))
+        cache.remember_tree(str(root.resolve()), tree_fingerprint(listing), content.digest)
+        return content
 
     def inspect(self, declared: DatasetConfig) -> dict[str, Any]:
         if declared.expectations:
@@ -445,27 +473,66 @@ class _DirectoryContent:
                              "dataset can only be versioned, scanned and revoked")
         return {"pii": _scan_text_files([(e.path, p) for e, p in self.files])}
 
-    def upload(self, ws: Workspace, key: Key | None, progress: Progress) -> None:
-        progress.start(f"store {self.root.name}/", len(self.files))
-        ws.objects.put_files(((p, e.digest) for e, p in self.files), key=key,
-                             progress=progress.advance)
-        ws.objects.put_bytes(self.manifest, key=key)
+    def upload(self, ws: Workspace, key: Key | None, progress: Progress,
+               reuse: dict[str, Location]) -> str:
+        """Store what ``reuse`` (the previous version's locations) does not hold: small
+        files in packs, large ones as their own blobs; returns the stored manifest."""
+        locations: dict[str, Location] = {}
+        loose: list[tuple[Path, str]] = []
+        small: list[tuple[str, str, int]] = []
+        for entry, path in self.files:
+            if entry.digest in locations:
+                continue  # the same content twice in the directory
+            if entry.digest in reuse:
+                locations[entry.digest] = reuse[entry.digest]
+            elif entry.size > PACK_FILE_MAX:
+                loose.append((Path(path), entry.digest))
+                locations[entry.digest] = Location()
+            else:
+                small.append((path, entry.digest, entry.size))
+                locations[entry.digest] = Location()
+        progress.start(f"store {self.root.name}/", len(loose) + len(small))
+        ws.objects.put_files(loose, key=key, progress=progress.advance)
+        for batch in _batches(small, PACK_BYTES):
+            pack, offsets = ws.objects.put_pack([(p, d) for p, d, _ in batch], key=key,
+                                                progress=progress.advance)
+            for (_, digest, _), offset in zip(batch, offsets, strict=True):
+                locations[digest] = Location(pack, offset)
+        return ws.objects.put_bytes(encode_stored([e for e, _ in self.files], locations),
+                                    key=key)
 
 
-def _hash_files(listing: list[tuple[str, Path, os.stat_result]], cache: StatCache,
-                progress: Progress) -> list[tuple[ManifestEntry, Path]]:
-    """Hash what the stat cache does not know (one after another: BLAKE3 threads itself
-    on large files, and a pool costs more than it saves on small ones)."""
-    out = []
-    for rel, path, st in listing:
-        out.append((ManifestEntry(rel, cache.digest(path, st), st.st_size), path))
-        progress.advance()
+def _batches(items: list[tuple[str, str, int]], limit: int
+             ) -> list[list[tuple[str, str, int]]]:
+    """Consecutive groups of about ``limit`` bytes (directory order keeps packs local)."""
+    out: list[list[tuple[str, str, int]]] = []
+    size = limit
+    for item in items:
+        if size >= limit:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += item[2]
     return out
 
 
-def _scan_text_files(files: list[tuple[str, Path]]) -> list[dict[str, Any]]:
+def _hash_files(listing: list[tuple[str, str, os.stat_result]], cache: StatCache,
+                progress: Progress) -> list[tuple[ManifestEntry, str]]:
+    """Hash what the stat cache does not know (one after another: BLAKE3 threads itself
+    on large files, and a pool costs more than it saves on small ones)."""
+    out = []
+    for i, (rel, path, st) in enumerate(listing, 1):
+        out.append((ManifestEntry(rel, cache.digest(path, st), st.st_size), path))
+        if i % 256 == 0:
+            progress.advance(256)
+    progress.advance(len(listing) % 256)
+    return out
+
+
+def _scan_text_files(files: list[tuple[str, str | Path]]) -> list[dict[str, Any]]:
     """PII findings of the text files among ``files`` (decided by suffix)."""
-    texts = [(rel, path) for rel, path in files if path.suffix.lower() in TEXT_SUFFIXES]
+    texts = [(rel, path) for rel, path in files
+             if os.path.splitext(path)[1].lower() in TEXT_SUFFIXES]
     if not texts:
         return []
     from dsops.data.pii import scan_text_files

@@ -14,8 +14,8 @@ import json
 import os
 import sqlite3
 import sys
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from dsops.core.project import CONFIG_NAME, STATE_DIR, find_root
 
@@ -53,26 +53,26 @@ class StatCache:
             }
         return self._rows
 
-    def cached(self, path: Path, st: os.stat_result) -> str | None:
+    def cached(self, path: str | Path, st: os.stat_result) -> str | None:
         """The remembered hash of ``path`` if its size, mtime and inode are unchanged."""
         row = self._load().get(str(path))
         if row and row[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
             return row[3]
         return None
 
-    def digest(self, path: Path, st: os.stat_result | None = None) -> str:
+    def digest(self, path: str | Path, st: os.stat_result | None = None) -> str:
         """The content hash of ``path``, from the cache when its stat is unchanged."""
-        st = st or path.stat()
+        st = st or os.stat(path)
         cached = self.cached(path, st)
         if cached is not None:
             return cached
         from dsops.core.hashing import hash_file
 
-        digest = hash_file(path)
+        digest = hash_file(path, st.st_size)
         self.remember(path, digest, st)
         return digest
 
-    def remember(self, path: Path, digest: str, st: os.stat_result) -> None:
+    def remember(self, path: str | Path, digest: str, st: os.stat_result) -> None:
         """Record a hash computed elsewhere (e.g. by ``data add``)."""
         row = (st.st_size, st.st_mtime_ns, st.st_ino, digest)
         self._load()[str(path)] = row
@@ -128,8 +128,7 @@ def local_digest(path: Path, cache: StatCache) -> str | None:
         known = cache.tree_digest(str(path.resolve()), fingerprint)
         if known is not None:
             return known
-        entries = [ManifestEntry(rel, cache.digest(Path(p), st), st.st_size)
-                   for rel, p, st in listing]
+        entries = [ManifestEntry(rel, cache.digest(p, st), st.st_size) for rel, p, st in listing]
         digest = hash_bytes(encode_manifest(entries))
         cache.remember_tree(str(path.resolve()), fingerprint, digest)
         return digest

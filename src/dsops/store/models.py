@@ -74,6 +74,9 @@ class DatasetVersion(Base):
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     digest: Mapped[str] = mapped_column(String(64), index=True)
+    # Directory versions: the object holding the stored manifest (content + pack
+    # locations); NULL means the object named by ``digest`` (stores before 0002).
+    manifest: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))  # "file" or "directory"
     format: Mapped[str] = mapped_column(String(16))  # csv, parquet, jsonl, files
     source_name: Mapped[str] = mapped_column(String(1024))
