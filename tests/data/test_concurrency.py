@@ -64,3 +64,15 @@ def test_sigkill_mid_upload_leaves_store_consistent(make_workspace, tmp_path: Pa
     assert result.created and result.version.version == 1 and result.version.file_count == 1500
     out = DatasetService(ws).checkout("many", tmp_path / "back")
     assert (out / "f00042.bin").read_bytes() == (src / "f00042.bin").read_bytes()
+
+
+def test_two_processes_adding_the_same_content_make_one_version(workspace) -> None:
+    env = {**os.environ, "DSOPS_STORE_URL": workspace.store_url, "DSOPS_USER": "bot@example.com"}
+    (workspace.root / "same.csv").write_text("x\n1\n2\n")
+    procs = [subprocess.Popen([DSOPS, "data", "add", "same.csv", "--name", "same"],
+                              cwd=workspace.root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert [v.version for v in DatasetService(workspace).versions("same")] == [1]

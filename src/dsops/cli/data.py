@@ -81,7 +81,8 @@ def add(
         print_json(result)
         return
     if not result.created:
-        console.print(f"unchanged: {path} is identical to {v.ref} — no new version")
+        console.print(f"unchanged: {escape(str(path))} is identical to {v.ref} — no new version"
+                      + (f" [red](revoked: {escape(v.revoke_reason or '')})[/]" if v.revoked else ""))
         return
     console.print(f"[green]added[/] {v.ref}  {v.format}, {_size(v.size)}"
                   + (f", {v.row_count:,} rows" if v.row_count is not None else "")
