@@ -19,7 +19,7 @@ from dsops.store.db import HEAD_REVISION, normalise_url
 from dsops.store.migrate import head_revision
 from dsops.store.models import Base
 
-TABLES = {"alembic_version", "audit_head", "audit_events", "datasets", "dataset_versions"}
+TABLES = {"alembic_version", *(t.name for t in Base.metadata.sorted_tables)}
 
 
 @pytest.fixture

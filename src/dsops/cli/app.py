@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dsops.cli import audit, data, keys
+from dsops.cli import audit, data, keys, runs
 
 app = typer.Typer(
     name="dsops",
@@ -52,5 +52,6 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="JSON output
 
 
 app.add_typer(data.app, name="data")
+app.add_typer(runs.app, name="runs")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")

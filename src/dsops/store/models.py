@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -100,3 +101,80 @@ class DatasetVersion(Base):
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(320))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Run(Base):
+    """One tracked execution: a pipeline stage or a ``dsops.start_run`` block."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "stage" or "manual"
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running|finished|failed|killed
+    created_by: Mapped[str] = mapped_column(String(320))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    command: Mapped[str | None] = mapped_column(Text)
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    git_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    environment: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # python, packages
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RunParam(Base):
+    """A parameter of a run: text always, number when it is one (for filters and sorts)."""
+
+    __tablename__ = "run_params"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    number: Mapped[float | None] = mapped_column(Float, index=True)
+
+
+class RunMetric(Base):
+    """One logged value of a metric (every step is kept)."""
+
+    __tablename__ = "run_metrics"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    key: Mapped[str] = mapped_column(String(256))
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime]
+
+
+class RunLatestMetric(Base):
+    """The last logged value of each metric of a run: what filters and sorts read."""
+
+    __tablename__ = "run_latest_metrics"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, index=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunArtifact(Base):
+    """A file a run produced, stored in the object store by content hash."""
+
+    __tablename__ = "run_artifacts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class LineageEdge(Base):
+    """``source`` was used to produce ``target`` (dataset versions, runs, files, models)."""
+
+    __tablename__ = "lineage_edges"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)  # "data:credit@3"
+    target: Mapped[str] = mapped_column(String(512), primary_key=True, index=True)
+    created_at: Mapped[datetime]
