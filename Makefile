@@ -27,6 +27,7 @@ test: $(STAMP) services lint
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/data_add.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/tracking.py
 
 clean:
 	rm -rf $(VENV) examples/credit/work .pytest_cache

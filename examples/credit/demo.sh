@@ -22,6 +22,8 @@ step "1. Start a project"
 run dsops init --project credit
 cp "$here/dsops.yaml" dsops.yaml
 cp -r "$here/notes" notes
+cp -r "$here/src" src
+cp "$here/params.yaml" params.yaml
 echo "declared datasets and their expectations in dsops.yaml:"
 sed -n '/^datasets:/,$p' dsops.yaml | head -12
 
@@ -64,11 +66,30 @@ print(f"SDK: dsops.Dataset('credit@2').to_pandas() -> {len(df)} rows, "
       f"mean income {df['income'].mean():,.0f}")
 PY
 
-step "10. Consent withdrawn: revoke the first version"
+step "10. A reproducible pipeline: prepare → train, every stage a tracked run"
+sed -n '/^stages:/,$p' dsops.yaml
+run dsops run
+
+step "11. Nothing changed: everything comes from the cache"
+run dsops run
+
+step "12. A parameter changes: only the stage that uses it reruns, and dsops says why"
+sed -i 's/^  C: 1.0$/  C: 0.05/' params.yaml
+run dsops run --dry
+run dsops run
+
+step "13. The runs, filtered and compared"
+run dsops runs ls --filter "name = 'train' and metrics.auc > 0.5" --sort "started_at"
+train_runs=$(dsops runs ls --filter "name = 'train'" --sort started_at --json \
+  | python -c "import json, sys; print(' '.join(r['id'] for r in json.load(sys.stdin)))")
+run dsops runs compare $train_runs
+run dsops runs plot $train_runs --metric auc_partial --out auc.html
+
+step "14. Consent withdrawn: revoke the first version"
 run dsops data revoke credit@1 --reason "consent withdrawn by customers in ticket 4411"
 run dsops data ls credit
 
-step "11. Every change is in the tamper-evident audit log"
+step "15. Every change is in the tamper-evident audit log"
 run dsops audit ls --limit 10
 run dsops audit verify
 

@@ -11,18 +11,37 @@ from __future__ import annotations
 TYPE_CHECKING = False
 
 __version__ = "0.1.0"
-__all__ = ["Dataset", "Workspace", "__version__"]
+__all__ = [
+    "ActiveRun", "Dataset", "Workspace", "__version__", "active_run", "log_artifact",
+    "log_metric", "log_metrics", "log_param", "log_params", "start_run",
+]
 
 if TYPE_CHECKING:
     from dsops.sdk import Dataset
+    from dsops.tracking.client import (
+        ActiveRun,
+        active_run,
+        log_artifact,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        start_run,
+    )
     from dsops.workspace import Workspace
 
-_LAZY = {"Dataset": "dsops.sdk", "Workspace": "dsops.workspace"}
+_TRACKING = ("ActiveRun", "active_run", "log_artifact", "log_metric", "log_metrics", "log_param",
+             "log_params", "start_run")
+_LAZY = {"Dataset": "dsops.sdk", "Workspace": "dsops.workspace",
+         **dict.fromkeys(_TRACKING, "dsops.tracking.client")}
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        # Cached: `dsops.log_metric(...)` in a training loop must not pay this lookup per call.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'dsops' has no attribute {name!r}")

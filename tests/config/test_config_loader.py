@@ -125,7 +125,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     path = write(tmp_path, "project: demo\n\nstagez: {}\n")
-    assert str(config_error(path)) == f"{path}:3: stagez: unknown key"
+    assert str(config_error(path)) == f"{path}:3: stagez: unknown key — did you mean 'stages'?"
 
 
 def test_wrong_type_names_the_item(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dsops.cli import audit, data, keys, runs
+from dsops.cli.pipeline import run as run_pipeline
 
 app = typer.Typer(
     name="dsops",
@@ -51,6 +52,7 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="JSON output
     raise typer.Exit(run_status_command(json_output=json_output))
 
 
+app.command("run")(run_pipeline)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(audit.app, name="audit")

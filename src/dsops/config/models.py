@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dsops.core.refs import NAME_RE
 
 COLUMN_TYPES = ("int", "float", "str", "bool", "date", "datetime")
+_PYTHON_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class _Strict(BaseModel):
@@ -83,6 +84,53 @@ class DatasetConfig(_Strict):
     expectations: list[Expectation] = Field(default_factory=list)
 
 
+class StageConfig(_Strict):
+    """A pipeline stage: a shell ``cmd`` or a ``python`` function, with its inputs and outputs."""
+
+    cmd: str | None = None
+    python: str | None = None
+    deps: list[str] = Field(default_factory=list)
+    params: list[str] = Field(default_factory=list)
+    outs: list[str] = Field(default_factory=list)
+    metrics: list[str] = Field(default_factory=list)
+    plots: list[str] = Field(default_factory=list)
+    wdir: str | None = None
+    registers: str | None = None
+
+    @field_validator("python")
+    @classmethod
+    def _module_function(cls, value: str | None) -> str | None:
+        if value is not None and not _PYTHON_REF_RE.match(value):
+            raise ValueError("expected 'module:function', e.g. 'src.train:main'")
+        return value
+
+    @field_validator("deps", "params", "outs", "metrics", "plots")
+    @classmethod
+    def _no_blanks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip():
+                raise ValueError("entries must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _one_command(self) -> StageConfig:
+        if (self.cmd is None) == (self.python is None):
+            raise ValueError("a stage needs exactly one of 'cmd' (shell) or 'python' "
+                             "(module:function)")
+        for path in (*self.outs, *self.metrics, *self.plots):
+            if path.startswith("data:") or path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"out {path!r} must be a path inside the project")
+        return self
+
+    def all_outs(self) -> list[str]:
+        """Declared outs plus metrics files (which are outs too), without repeats."""
+        return list(dict.fromkeys([*self.outs, *self.metrics]))
+
+    def command_text(self) -> str:
+        """The command as written: the shell line, or ``python:module:function``."""
+        return self.cmd if self.cmd is not None else f"python:{self.python}"
+
+
 class ProjectConfig(_Strict):
     """The whole ``dsops.yaml``."""
 
@@ -90,6 +138,7 @@ class ProjectConfig(_Strict):
     store: str | None = None
     objects: str | None = None
     datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
+    stages: dict[str, StageConfig] = Field(default_factory=dict)
 
     @field_validator("project")
     @classmethod
@@ -104,4 +153,12 @@ class ProjectConfig(_Strict):
         for name in value:
             if not NAME_RE.match(name):
                 raise ValueError(f"invalid dataset name {name!r}: use letters, digits, '.', '_', '-'")
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _valid_stage_names(cls, value: dict[str, StageConfig]) -> dict[str, StageConfig]:
+        for name in value:
+            if not NAME_RE.match(name):
+                raise ValueError(f"invalid stage name {name!r}: use letters, digits, '.', '_', '-'")
         return value

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -178,3 +179,20 @@ class LineageEdge(Base):
     source: Mapped[str] = mapped_column(String(512), primary_key=True)  # "data:credit@3"
     target: Mapped[str] = mapped_column(String(512), primary_key=True, index=True)
     created_at: Mapped[datetime]
+
+
+class StageCacheEntry(Base):
+    """A pipeline stage's successful result under one cache key: what went into the key
+    (so a change can be explained) and the outs' digests (so they can be restored)."""
+
+    __tablename__ = "stage_cache"
+    __table_args__ = (Index("ix_stage_cache_project_stage", "project", "stage"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    stage: Mapped[str] = mapped_column(String(256))
+    components: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime]
