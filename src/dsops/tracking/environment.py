@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
+import re
 import subprocess
-from importlib import metadata
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,23 @@ def environment_lock() -> dict[str, Any]:
 
 @functools.cache
 def _environment_lock() -> dict[str, Any]:
-    # Once per process: reading every package's metadata costs ~0.8 s with ~500 packages
-    # installed, and a pipeline starts a run per stage.
-    packages = {}
-    for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
-        if name:
-            packages[name.lower()] = dist.version
-    return {"python": platform.python_version(),
-            "packages": dict(sorted(packages.items()))}
+    # From the names of the ``*.dist-info`` directories on sys.path (``name-version``),
+    # as installers write them: a directory listing, ~1 ms, where reading every
+    # package's metadata took ~0.8 s with a few hundred packages (once per process).
+    packages: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                package, _, version = name[: -len(".dist-info")].partition("-")
+                if version:
+                    packages.setdefault(_normalise(package), version)
+    return {"python": platform.python_version(), "packages": dict(sorted(packages.items()))}
+
+
+def _normalise(name: str) -> str:
+    """PEP 503 normalisation: ``Foo_Bar.baz`` → ``foo-bar-baz``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
