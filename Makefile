@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/data_add.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/tracking.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) examples/credit/work .pytest_cache

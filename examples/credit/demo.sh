@@ -84,6 +84,7 @@ train_runs=$(dsops runs ls --filter "name = 'train'" --sort started_at --json \
   | python -c "import json, sys; print(' '.join(r['id'] for r in json.load(sys.stdin)))")
 run dsops runs compare $train_runs
 run dsops runs plot $train_runs --metric auc_partial --out auc.html
+run dsops lineage build/model.pkl
 
 step "14. Consent withdrawn: revoke the first version"
 run dsops data revoke credit@1 --reason "consent withdrawn by customers in ticket 4411"

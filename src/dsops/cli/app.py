@@ -55,5 +55,6 @@ def status(json_output: Annotated[bool, typer.Option("--json", help="JSON output
 app.command("run")(run_pipeline)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
+app.command("lineage")(runs.lineage)
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")

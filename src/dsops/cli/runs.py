@@ -122,3 +122,46 @@ def plot(
                       template="plotly_white")
     out.write_text(fig.to_html(include_plotlyjs=True, full_html=True), encoding="utf-8")
     console.print(f"wrote {out}")
+
+
+def lineage(
+    ref: Annotated[str, typer.Argument(help="data:NAME@N, a run id, or a file path.")],
+    depth: Annotated[int, typer.Option(help="How many steps to follow.")] = 20,
+    json_output: JsonOpt = False,
+) -> None:
+    """What REF came from (upstream) and what was made from it (downstream)."""
+    from dsops.cli.output import console, print_json
+    from dsops.tracking.lineage import LineageService
+    from dsops.workspace import Workspace
+
+    g = LineageService(Workspace.open()).graph(ref, depth=depth)
+    if json_output:
+        print_json(g)
+        return
+    for title, edges, up in (("upstream", g.upstream, True), ("downstream", g.downstream, False)):
+        console.print(_tree(g.root, title, edges, up=up) if edges else
+                      f"{_short(g.root)}: nothing {title}")
+
+
+def _short(ref: str) -> str:
+    """``file:PATH@<64 hex>`` → ``file:PATH@<12 hex>`` for display."""
+    head, sep, digest = ref.rpartition("@")
+    return f"{head}@{digest[:12]}" if sep and len(digest) == 64 else ref
+
+
+def _tree(root: str, title: str, edges: list[tuple[str, str]], *, up: bool):  # type: ignore[no-untyped-def]
+    from rich.tree import Tree
+
+    children: dict[str, list[str]] = {}
+    for source, target in edges:
+        parent, child = (target, source) if up else (source, target)
+        children.setdefault(parent, []).append(child)
+    tree = Tree(f"[bold]{_short(root)}[/] {title}")
+
+    def grow(node: Tree, key: str, seen: frozenset[str]) -> None:
+        for child in children.get(key, []):
+            if child not in seen:
+                grow(node.add(_short(child)), child, seen | {child})
+
+    grow(tree, root, frozenset({root}))
+    return tree
