@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_add import ENV, machine, tool_env, which  # noqa: E402  (shared bench helpers)
+from data_add import ENV, machine, tool_env, which
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / ".work-pipeline"

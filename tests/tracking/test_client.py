@@ -207,13 +207,13 @@ def test_stage_process_attaches_through_dsops_run_id(workspace: Workspace) -> No
         dsops.log_params({"epochs": 2000})
         with dsops.start_run("ignored: the stage run is used", params={"lr": 0.1}) as run:
             dsops.log_metric("auc", 0.75)
-        print(run.id)
+        print(run.id, run.name)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=workspace.root,
                           env=stage_env(workspace, stage.id), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == stage.id
+    assert proc.stdout.split() == [stage.id, "train"]
     info = svc.get(stage.id)
     assert info.status == "running"  # the runner, not the stage process, ends a stage run
     assert info.params == {"epochs": "2000", "lr": "0.1"}

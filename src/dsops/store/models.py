@@ -128,11 +128,13 @@ class RunParam(Base):
     """A parameter of a run: text always, number when it is one (for filters and sorts)."""
 
     __tablename__ = "run_params"
+    __table_args__ = (Index("ix_run_params_key_number", "key", "number"),
+                      Index("ix_run_params_key_value", "key", "value"))
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
-    number: Mapped[float | None] = mapped_column(Float, index=True)
+    number: Mapped[float | None] = mapped_column(Float)
 
 
 class RunMetric(Base):
@@ -153,10 +155,11 @@ class RunLatestMetric(Base):
     """The last logged value of each metric of a run: what filters and sorts read."""
 
     __tablename__ = "run_latest_metrics"
+    __table_args__ = (Index("ix_run_latest_metrics_key_value", "key", "value"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
-    value: Mapped[float] = mapped_column(Float, index=True)
+    value: Mapped[float] = mapped_column(Float)
     step: Mapped[int] = mapped_column(BigInteger)
 
 

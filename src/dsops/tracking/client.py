@@ -56,11 +56,11 @@ class ActiveRun:
     An attached stage run is only flushed: the pipeline runner ends it.
     """
 
-    def __init__(self, run_id: str, name: str, *, attached: bool,
+    def __init__(self, run_id: str, name: str | None, *, attached: bool,
                  service: TrackingService | None = None,
                  workspace: Workspace | None = None) -> None:
         self.id = run_id
-        self.name = name
+        self._name = name  # None for an attached stage run until asked (a store read)
         self.attached = attached
         self._service_obj = service
         self._workspace = workspace
@@ -71,12 +71,20 @@ class ActiveRun:
         self._unwritten: list[tuple[str, float, int, float]] = []  # taken out, write failed
         self._next_step: dict[str, int] = {}
         self._flush_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._failing = False
         self._ended = False
         self._end_request: tuple[str, int | None, str | None] | None = None
 
     def __repr__(self) -> str:
-        return f"<ActiveRun {self.name!r} id={self.id}{' (stage)' if self.attached else ''}>"
+        return f"<ActiveRun {self._name!r} id={self.id}{' (stage)' if self.attached else ''}>"
+
+    @property
+    def name(self) -> str:
+        """The run's name (a stage run's is read from the store on first use)."""
+        if self._name is None:
+            self._name = self._service().get(self.id).name
+        return self._name
 
     # --- logging --------------------------------------------------------------------
 
@@ -174,12 +182,13 @@ class ActiveRun:
 
     def _write(self) -> None:
         """Flush, then store a requested end; the run is done with once both are stored."""
-        self.flush()
-        if self._end_request is not None:
-            status, exit_code, error = self._end_request
-            self._service().end_run(self.id, status, exit_code=exit_code, error=error)
-            self._end_request = None
-            _forget(self)
+        with self._write_lock:  # the flusher and end() may both get here: end once
+            self.flush()
+            if self._end_request is not None:
+                status, exit_code, error = self._end_request
+                self._service().end_run(self.id, status, exit_code=exit_code, error=error)
+                self._end_request = None
+                _forget(self)
         if self._failing:
             self._failing = False
             print(f"dsops: metrics of run {self.id} are being written again", file=sys.stderr)
@@ -331,7 +340,7 @@ def _attach(workspace: Workspace | None) -> ActiveRun:
         if _state.active is None:
             # The workspace (cwd inside the project, DSOPS_STORE_URL) opens at first flush.
             run_id = os.environ[RUN_ID_ENV]
-            _register(ActiveRun(run_id, run_id, attached=True, workspace=workspace))
+            _register(ActiveRun(run_id, None, attached=True, workspace=workspace))
         assert _state.active is not None
         return _state.active
 

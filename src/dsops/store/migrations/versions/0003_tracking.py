@@ -41,7 +41,8 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("number", sa.Float(), nullable=True),
     )
-    op.create_index("ix_run_params_number", "run_params", ["number"])
+    op.create_index("ix_run_params_key_number", "run_params", ["key", "number"])
+    op.create_index("ix_run_params_key_value", "run_params", ["key", "value"])
     op.create_table(
         "run_metrics",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
@@ -60,7 +61,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("step", sa.BigInteger(), nullable=False),
     )
-    op.create_index("ix_run_latest_metrics_value", "run_latest_metrics", ["value"])
+    op.create_index("ix_run_latest_metrics_key_value", "run_latest_metrics", ["key", "value"])
     op.create_table(
         "run_artifacts",
         sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), primary_key=True),
