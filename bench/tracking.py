@@ -48,6 +48,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_add import contention, src_digest
+
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / ".work" / "tracking"
 RESULTS = REPO / "bench" / "results" / "tracking.json"
@@ -57,28 +60,6 @@ TARGETS = {"single": 1000.0, "search": 20.0}
 
 
 # --- machine ------------------------------------------------------------------------------
-
-
-def contention() -> dict[str, Any]:
-    """Load average and I/O pressure (PSI): other work on the machine skews every figure."""
-    out: dict[str, Any] = {"loadavg": [round(x, 2) for x in os.getloadavg()]}
-    try:
-        with open("/proc/pressure/io") as f:
-            some = f.readline().split()
-        out["io_pressure_some_avg60"] = float(some[2].split("=")[1])
-    except (OSError, IndexError, ValueError):
-        pass
-    return out
-
-
-def src_digest() -> str:
-    """BLAKE3 of src/ (*.py): which code the figures are for, even between commits."""
-    import blake3
-
-    h = blake3.blake3()
-    for path in sorted((REPO / "src").rglob("*.py")):
-        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def machine() -> dict[str, Any]:
