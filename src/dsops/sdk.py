@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 from functools import cached_property
 from pathlib import Path
@@ -71,9 +73,15 @@ class Dataset:
             return self._service.local_file(info)  # raises the explanatory error
         target = self._service.ws.state_dir / "cache" / info.digest
         if not target.exists():
-            tmp = target.with_name(target.name + ".partial")
+            # Per process: two readers materialising the same version must not collide.
+            tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
             self._service.checkout(info.ref, tmp, force=True)
-            tmp.rename(target)
+            try:
+                tmp.rename(target)
+            except OSError:  # another process finished first: its copy is identical
+                if not target.is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         return target
 
     def __repr__(self) -> str:
