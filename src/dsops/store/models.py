@@ -199,3 +199,82 @@ class StageCacheEntry(Base):
     run_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime]
     used_at: Mapped[datetime]
+
+
+class Model(Base):
+    """A named model; its artifacts live in numbered versions."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320))
+
+
+class ModelVersion(Base):
+    """One immutable registered artifact of a model: files by digest, flavor, signature,
+    the run it came from, and whether loading it needs recorded trust (pickle)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64), index=True)  # of the files manifest
+    flavor: Mapped[str] = mapped_column(String(32))
+    files: Mapped[dict[str, Any]]  # relative path -> {"digest", "size"}
+    meta: Mapped[dict[str, Any]]  # what the flavor needs to load it
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]]  # metric name -> value, as registered
+    info: Mapped[dict[str, Any]]  # description, owner, intended use, limitations
+    run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    needs_trust: Mapped[bool] = mapped_column(Boolean, default=False)
+    trusted_by: Mapped[str | None] = mapped_column(String(320))
+    trusted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320))
+
+
+class ModelAlias(Base):
+    """Where an alias (``champion``, ``challenger``, …) of a model points now."""
+
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(320))
+
+
+class ModelAliasChange(Base):
+    """Every move of an alias: who moved it from which version to which, when and why."""
+
+    __tablename__ = "model_alias_changes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # time-ordered
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(128))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str | None] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class GateResult(Base):
+    """One evaluation of a gate on a model version: every check's value, threshold and
+    verdict, and the inputs used (evaluation data, champion compared against)."""
+
+    __tablename__ = "gate_results"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # time-ordered
+    model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    checks: Mapped[list[Any]]
+    inputs: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
