@@ -1,4 +1,5 @@
-"""``dsops status``: which declared datasets changed on disk since their latest version.
+"""``dsops status``: which declared datasets changed on disk since their latest version,
+and which pipeline stages ``dsops run`` would run (see pipelines/fastpath.py).
 
 This is the path that must feel instant, so it uses only the standard library (plus
 BLAKE3 when something needs rehashing): a stat cache in ``.dsops/state.db`` maps
@@ -145,15 +146,17 @@ class DatasetStatus(NamedTuple):
 
 
 def _project(root: Path, cache: StatCache) -> dict[str, object]:
-    """Dataset paths and store URL from dsops.yaml, via the cache when unchanged."""
+    """Dataset paths, stage names and store URL from dsops.yaml, via the cache when
+    unchanged."""
     config_path = root / CONFIG_NAME
     body = cache.cached_config(config_path)
-    if body is None:
+    if body is None or "stages" not in body:
         from dsops.config import load_config
 
         config = load_config(config_path)
         body = {"store": config.store,
-                "datasets": {n: d.path for n, d in config.datasets.items()}}
+                "datasets": {n: d.path for n, d in config.datasets.items()},
+                "stages": list(config.stages)}
         cache.store_config(config_path, body)
     return body
 
@@ -185,6 +188,11 @@ def _latest_versions(root: Path, store_url: str | None, names: list[str]
 
 def compute_status(root: Path) -> list[DatasetStatus]:
     """Compare each declared dataset's files with its latest stored version."""
+    return _compute(root)[0]
+
+
+def _compute(root: Path) -> tuple[list[DatasetStatus], list[str]]:
+    """Dataset statuses, and the names of the stages dsops.yaml declares."""
     cache = StatCache(root / STATE_DIR)
     try:
         project = _project(root, cache)
@@ -204,32 +212,90 @@ def compute_status(root: Path) -> list[DatasetStatus]:
             else:
                 state = "unchanged" if known[1] == digest else "modified"
             out.append(DatasetStatus(name, rel, state, known[0] if known else None))
-        return out
+        return out, list(project["stages"])  # type: ignore[call-overload]
     finally:
         cache.close()
 
 
+class StageState(NamedTuple):
+    """One pipeline stage: would ``dsops run`` run it or use the cache, and why."""
+
+    name: str
+    state: str  # cached | will run
+    why: list[str]
+
+
+def stage_status(root: Path) -> list[StageState]:
+    """Every stage's state: from the fingerprints when nothing changed (standard library
+    only), else from the planner, which says which dep, param or environment changed."""
+    from dsops.pipelines.fastpath import cached_stages
+
+    cached = cached_stages(root)
+    if cached is not None:
+        return [StageState(s.stage, "cached", ["up to date"]) for s in cached]
+    from dsops.pipelines.service import PipelineService
+    from dsops.workspace import Workspace
+
+    ws = Workspace.open(root)
+    try:
+        return [StageState(s.stage, "cached" if s.action == "cached" else "will run", s.why)
+                for s in PipelineService(ws).status()]
+    finally:
+        ws.close()
+
+
 def run_status_command(*, json_output: bool) -> int:
-    """The ``dsops status`` command (plain output: Rich is not imported on this path)."""
+    """The ``dsops status`` command: datasets, then pipeline stages (plain output: Rich is
+    not imported on this path). A broken pipeline is reported after the datasets."""
     root = find_root(Path.cwd())
     if root is None:
         from dsops.core.errors import UsageError
 
         raise UsageError(f"no {CONFIG_NAME} in {Path.cwd()} or any parent directory",
                          hint="run 'dsops init' to start a project here")
-    rows = compute_status(root)
+    rows, stage_names = _compute(root)
+    stages: list[StageState] = []
+    error: Exception | None = None
+    if stage_names:
+        try:
+            stages = stage_status(root)
+        except Exception as exc:  # a DsopsError is shown after the datasets
+            from dsops.core.errors import DsopsError
+
+            if not isinstance(exc, DsopsError):
+                raise
+            error = exc
     if json_output:
-        print(json.dumps([r._asdict() for r in rows], indent=2))
-        return 0
-    if not rows:
+        # One list, as before stages were shown: dataset rows, then stage rows.
+        print(json.dumps([{"kind": "dataset", **r._asdict()} for r in rows]
+                         + [{"kind": "stage", **s._asdict()} for s in stages], indent=2))
+    else:
+        _print_plain(rows, stages, bool(stage_names))
+    if error is not None:
+        raise error
+    return 0
+
+
+def _print_plain(rows: list[DatasetStatus], stages: list[StageState], has_stages: bool) -> None:
+    if rows:
+        width = max(len(r.name) for r in rows)
+        for r in rows:
+            latest = f"@{r.latest_version}" if r.latest_version else ""
+            print(f"{r.name:<{width}}  {r.state:<10} {r.path} {latest}".rstrip())
+    elif not has_stages:
         print("no datasets with a 'path' declared in dsops.yaml")
-        return 0
-    width = max(len(r.name) for r in rows)
-    for r in rows:
-        latest = f"@{r.latest_version}" if r.latest_version else ""
-        print(f"{r.name:<{width}}  {r.state:<10} {r.path} {latest}".rstrip())
+    if stages:
+        if rows:
+            print()
+        print("stages:")
+        width = max(len(s.name) for s in stages)
+        for s in stages:
+            print(f"  {s.name:<{width}}  {s.state:<8}  {'; '.join(s.why)}".rstrip())
     changed = [r.name for r in rows if r.state in ("modified", "not added")]
     if changed:
         print(f"\n{len(changed)} changed: run 'dsops data add PATH --name NAME' to version them",
               file=sys.stderr)
-    return 0
+    to_run = [s.name for s in stages if s.state == "will run"]
+    if to_run:
+        print(f"\n{len(to_run)} of {len(stages)} stages will run: run 'dsops run' to bring "
+              "them up to date", file=sys.stderr)

@@ -36,21 +36,24 @@ def environment() -> dict[str, Any]:
 
 
 class Params:
-    """The values of ``params.yaml`` at the project root, read once."""
+    """The values of ``params.yaml`` at the project root, read once (``text``: its bytes,
+    already read)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, text: bytes | None = None) -> None:
         self.path = root / PARAMS_FILE
         self._data: Any = _MISSING
+        self._text = text
 
     def _load(self) -> Any:
         if self._data is _MISSING:
             import yaml
 
-            if not self.path.exists():
+            if self._text is None and not self.path.exists():
                 self._data = None
             else:
+                text = self._text if self._text is not None else self.path.read_bytes()
                 try:
-                    self._data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+                    self._data = yaml.safe_load(text.decode("utf-8")) or {}
                 except yaml.YAMLError as exc:
                     raise UsageError(f"{PARAMS_FILE}: invalid YAML: {exc}") from None
         return self._data

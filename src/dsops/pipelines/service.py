@@ -15,6 +15,7 @@ from dsops.core.progress import Progress
 from dsops.data.status import StatCache
 from dsops.pipelines.cache import StageCache
 from dsops.pipelines.dag import Pipeline
+from dsops.pipelines.fastpath import record_fingerprints
 from dsops.pipelines.inputs import DepHasher, Params
 from dsops.pipelines.models import PipelineResult, StageResult, StageStatus
 from dsops.pipelines.planner import Planner
@@ -68,11 +69,15 @@ class PipelineService:
                     results = runner.run(selected, force=force)
             finally:
                 backend.close()
+            record_fingerprints(self.ws, pipeline, stat_cache,
+                                done=[r.stage for r in results if r.action in ("run", "cached")],
+                                undone=[r.stage for r in results
+                                        if r.action not in ("run", "cached")])
         return PipelineResult(stages=results)
 
     def status(self, stages: list[str] | None = None, *, force: bool = False) -> list[StageStatus]:
         """Per selected stage: would it run or come from the cache, and why."""
-        with self._planning() as (pipeline, planner, _):
+        with self._planning() as (pipeline, planner, stat_cache):
             selected = pipeline.select(stages)
             planner.check(selected)
             out: list[StageStatus] = []
@@ -83,6 +88,9 @@ class PipelineService:
                 if decision.action == "run":
                     will_run.add(name)
                 out.append(StageStatus(stage=name, action=decision.action, why=decision.why))
+            if not force and all(s.why == ["up to date"] for s in out):
+                # Everything is as the last run left it: the next no-op check can be fast.
+                record_fingerprints(self.ws, pipeline, stat_cache, done=selected, undone=[])
             return out
 
     @contextmanager
