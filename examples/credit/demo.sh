@@ -84,13 +84,39 @@ train_runs=$(dsops runs ls --filter "name = 'train'" --sort started_at --json \
   | python -c "import json, sys; print(' '.join(r['id'] for r in json.load(sys.stdin)))")
 run dsops runs compare $train_runs
 run dsops runs plot $train_runs --metric auc_partial --out auc.html
-run dsops lineage build/model.pkl
+run dsops lineage build/model
 
-step "14. Consent withdrawn: revoke the first version"
+step "14. Every successful train registered a model version, linked to its run and data"
+run dsops models ls
+run dsops models show credit-risk@2
+run dsops models diff credit-risk@1 credit-risk@2
+
+step "15. The gate: quality, no regression, fairness, data checks, latency — on held-out data"
+run python "$here/generate.py" data/credit-eval.csv --rows 2000 --seed 3 --shift
+run dsops data add data/credit-eval.csv --name credit-eval
+sed -n '/^gates:/,$p' dsops.yaml
+run dsops gate credit-risk@2
+run dsops models alias credit-risk@2 champion --reason "first model to pass its gate"
+
+step "16. A more accurate variant that uses 'sex' fails its fairness gate and cannot become champion"
+sed -i 's/^  use_sex: false/  use_sex: true/' params.yaml
+run dsops run
+fails dsops gate credit-risk@3
+fails dsops models alias credit-risk@3 champion
+
+step "17. What the pull request shows: the CI report (Markdown, JUnit) and the model card"
+fails dsops ci report credit-risk@3 -o ci-report.md -o ci-report.xml
+run dsops models card credit-risk@champion --format html -o model-card.html
+run dsops models card credit-risk@champion --format md -o model-card.md
+head -n 30 ci-report.md
+echo "CI report: $work/ci-report.md (JUnit: $work/ci-report.xml); model card: $work/model-card.html"
+run dsops models history credit-risk
+
+step "18. Consent withdrawn: revoke the first version"
 run dsops data revoke credit@1 --reason "consent withdrawn by customers in ticket 4411"
 run dsops data ls credit
 
-step "15. Every change is in the tamper-evident audit log"
+step "19. Every change is in the tamper-evident audit log"
 run dsops audit ls --limit 10
 run dsops audit verify
 

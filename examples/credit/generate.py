@@ -4,6 +4,7 @@
 
 --shift moves incomes up and ages up (a new population: what `data diff` shows);
 --bad puts out-of-range ages and missing incomes in a few rows (rejected by expectations).
+Past approvals are biased in favour of men, as real lending histories can be.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def main() -> None:
             income = round(rng.lognormvariate(10.9 if args.shift else 10.6, 0.45), 2)
             loan = round(rng.uniform(1_000, 40_000), 2)
             purpose = rng.choice(PURPOSES)
-            score = income / 1000 - loan / 2000 + (age - 30) * 0.2 + rng.gauss(0, 8)
-            approved = "yes" if score > 20 else "no"
+            # Past decisions favoured men: a model that may use `sex` learns that bias
+            # (the fairness gate of the demo catches it); one that may not, does not.
+            bias = 8 if sex == "M" else 0
+            score = income / 1000 - loan / 2000 + (age - 30) * 0.2 + bias + rng.gauss(0, 8)
+            approved = "yes" if score > 38 else "no"
             email = f"customer{i}@example.com"
             phone = f"+1 415 555 {rng.randint(1000, 9999)}"
             if args.bad and i % 997 == 0:

@@ -12,12 +12,24 @@ TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 __all__ = [
-    "ActiveRun", "Dataset", "Workspace", "__version__", "active_run", "log_artifact",
-    "log_metric", "log_metrics", "log_param", "log_params", "start_run",
+    "ActiveRun",
+    "Dataset",
+    "Workspace",
+    "__version__",
+    "active_run",
+    "load_model",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "save_model",
+    "start_run",
 ]
 
 if TYPE_CHECKING:
-    from dsops.sdk import Dataset
+    from dsops.sdk import Dataset, load_model, log_model, save_model
     from dsops.tracking.client import (
         ActiveRun,
         active_run,
@@ -32,7 +44,8 @@ if TYPE_CHECKING:
 
 _TRACKING = ("ActiveRun", "active_run", "log_artifact", "log_metric", "log_metrics", "log_param",
              "log_params", "start_run")
-_LAZY = {"Dataset": "dsops.sdk", "Workspace": "dsops.workspace",
+_SDK = ("Dataset", "load_model", "log_model", "save_model")
+_LAZY = {**dict.fromkeys(_SDK, "dsops.sdk"), "Workspace": "dsops.workspace",
          **dict.fromkeys(_TRACKING, "dsops.tracking.client")}
 
 

@@ -7,7 +7,7 @@ import shutil
 import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dsops.workspace import Workspace
 
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from dsops.data.models import DatasetVersionInfo
     from dsops.data.service import DatasetService
+    from dsops.registry.loading import RegisteredModel
+    from dsops.registry.models import ModelVersionInfo
 
 
 class RevokedDataWarning(UserWarning):
@@ -86,3 +88,51 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.ref!r})"
+
+
+def log_model(model: Any, name: str, *, signature: Any = None, input_example: Any = None,
+              flavor: str | None = None, code_ref: str | None = None,
+              metrics: dict[str, float] | None = None, description: str | None = None,
+              owner: str | None = None, intended_use: str | None = None,
+              limitations: str | None = None,
+              workspace: Workspace | None = None) -> ModelVersionInfo:
+    """Register ``model`` as the next version of ``name``, linked to the active run.
+
+    >>> dsops.log_model(clf, name="credit-risk", input_example=X_train.head())
+    """
+    import tempfile
+
+    from dsops.registry.package import save_model as save_package
+    from dsops.registry.service import RegistryService
+    from dsops.tracking.client import active_run
+
+    run = active_run()
+    if run is not None:
+        run.flush()  # the version shows the run's metrics logged so far
+    ws = workspace or Workspace.open()
+    with tempfile.TemporaryDirectory(prefix="dsops-model-") as tmp:
+        path = save_package(model, Path(tmp) / "model", flavor=flavor, signature=signature,
+                            input_example=input_example, code_ref=code_ref)
+        info = {"description": description, "owner": owner, "intended_use": intended_use,
+                "limitations": limitations}
+        return RegistryService(ws).register(name, path, run_id=run.id if run else None,
+                                            metrics=metrics, info=info).version
+
+
+def save_model(model: Any, path: str | os.PathLike[str], *, signature: Any = None,
+               input_example: Any = None, flavor: str | None = None,
+               code_ref: str | None = None) -> Path:
+    """Save ``model`` to a directory a stage's ``model:`` can name (registered by
+    ``registers:`` when the stage succeeds)."""
+    from dsops.registry.package import save_model as save_package
+
+    return save_package(model, path, flavor=flavor, signature=signature,
+                        input_example=input_example, code_ref=code_ref)
+
+
+def load_model(ref: str, *, workspace: Workspace | None = None) -> RegisteredModel:
+    """A registered version with ``predict`` (and ``predict_proba`` where it has one):
+    ``dsops.load_model("credit-risk@champion")``. Files are hash-checked before loading."""
+    from dsops.registry.loading import load_registered
+
+    return load_registered(workspace or Workspace.open(), ref)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dsops.cli import audit, data, keys, runs
+from dsops.cli import audit, data, gate, keys, models, runs
 from dsops.cli.pipeline import run as run_pipeline
 
 app = typer.Typer(
@@ -56,5 +56,8 @@ app.command("run")(run_pipeline)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.command("lineage")(runs.lineage)
+app.add_typer(models.app, name="models")
+app.command("gate")(gate.gate)
+app.add_typer(gate.ci_app, name="ci")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")

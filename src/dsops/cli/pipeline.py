@@ -57,6 +57,9 @@ def run(
                     err_console.print(f"  | {escape(line)}", soft_wrap=True)
             if failed.run_id:
                 err_console.print(f"  logs: dsops runs show {failed.run_id}")
+        for s in result.stages:
+            if s.model:
+                console.print(f"stage {s.stage} registered model [bold]{s.model}[/]")
         if not result.dry and result.ok:
             ran = sum(s.action == "run" for s in result.stages)
             console.print(f"{ran} ran, {len(result.stages) - ran} cached")

@@ -75,7 +75,8 @@ def _describe(error: dict[str, Any]) -> str:
 
         known = {alias or name for model in (models.ProjectConfig, models.DatasetConfig,
                                               models.Expectation, models.RowCount,
-                                              models.StageConfig)
+                                              models.StageConfig, models.ModelConfig,
+                                              models.GateConfig)
                  for name, f in model.model_fields.items() for alias in (f.alias,)}
         close = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
         return "unknown key" + (f" — did you mean {close[0]!r}?" if close else "")
@@ -98,6 +99,8 @@ def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
                 with contextlib.suppress(KeyError, TypeError):
                     line = lc.key(part)[0] + 1
             node = node[part]
+        elif isinstance(node, list) and isinstance(part, str):
+            continue  # a short form (``gates: m: [...]`` for ``checks:``): no key of its own
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             if lc is not None:
                 with contextlib.suppress(KeyError, TypeError, IndexError):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dsops.core.refs import NAME_RE
 
@@ -96,6 +96,7 @@ class StageConfig(_Strict):
     plots: list[str] = Field(default_factory=list)
     wdir: str | None = None
     registers: str | None = None
+    model: str | None = None
 
     @field_validator("python")
     @classmethod
@@ -120,6 +121,16 @@ class StageConfig(_Strict):
         for path in (*self.outs, *self.metrics, *self.plots):
             if path.startswith("data:") or path.startswith("/") or ".." in path.split("/"):
                 raise ValueError(f"out {path!r} must be a path inside the project")
+        if self.registers is not None:
+            if not NAME_RE.match(self.registers):
+                raise ValueError(f"registers: invalid model name {self.registers!r}")
+            if self.model is None:
+                raise ValueError("a stage that 'registers' a model needs 'model: PATH' (the "
+                                 "artifact among its outs, e.g. a directory written by "
+                                 "dsops.save_model)")
+        if self.model is not None and self.model not in self.outs:
+            raise ValueError(f"model {self.model!r} must be one of the stage's outs "
+                             f"({', '.join(self.outs) or 'none declared'})")
         return self
 
     def all_outs(self) -> list[str]:
@@ -131,6 +142,53 @@ class StageConfig(_Strict):
         return self.cmd if self.cmd is not None else f"python:{self.python}"
 
 
+class ModelConfig(_Strict):
+    """What a model is for and who answers for it: shown on its model card."""
+
+    description: str | None = None
+    owner: str | None = None
+    intended_use: str | None = None
+    limitations: str | None = None
+
+
+def _parsed_check(text: str) -> str:
+    """A gate check that parses (the loader turns the ValueError into file:line: key)."""
+    from dsops.core.errors import UsageError
+    from dsops.gates.expr import parse_check
+
+    try:
+        parse_check(text)
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+    return text
+
+
+class GateConfig(_Strict):
+    """The checks a model version must pass, and the evaluation data they run on.
+
+    Written either as a plain list of checks or as a mapping with ``checks:``.
+    """
+
+    checks: list[Annotated[str, AfterValidator(_parsed_check)]] = Field(default_factory=list)
+    eval_data: str | None = None
+    label: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    positive_label: Any = None
+    latency_rows: int = Field(default=200, ge=10, le=100_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_form(cls, value: Any) -> Any:
+        return {"checks": value} if isinstance(value, list) else value
+
+    @field_validator("eval_data")
+    @classmethod
+    def _data_ref(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("data:"):
+            raise ValueError("expected a dataset reference: data:NAME or data:NAME@N")
+        return value
+
+
 class ProjectConfig(_Strict):
     """The whole ``dsops.yaml``."""
 
@@ -139,6 +197,8 @@ class ProjectConfig(_Strict):
     objects: str | None = None
     datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
     stages: dict[str, StageConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    gates: dict[str, GateConfig] = Field(default_factory=dict)
 
     @field_validator("project")
     @classmethod

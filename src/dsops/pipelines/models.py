@@ -28,6 +28,7 @@ class StageResult(BaseModel):
     exit_code: int | None = None
     error: str | None = None
     stderr_tail: list[str] = Field(default_factory=list)
+    model: str | None = None  # the model version a ``registers:`` stage registered
 
 
 class PipelineResult(BaseModel):
