@@ -1,0 +1,1 @@
+"""Model registry: model flavors (save/load), signatures, versions and aliases."""
