@@ -3,9 +3,9 @@ and which pipeline stages ``dsops run`` would run (see pipelines/fastpath.py).
 
 This is the path that must feel instant, so it uses only the standard library (plus
 BLAKE3 when something needs rehashing): a stat cache in ``.dsops/state.db`` maps
-(path, size, mtime, inode) to a content hash, as git's index and DVC's state database
-do; the parsed dataset paths of ``dsops.yaml`` are cached by the file's stat too; the
-embedded SQLite store is read with ``sqlite3`` directly. Only when ``dsops.yaml`` changed,
+(path, size, mtime, inode, ctime) to a content hash, as git's index and DVC's state
+database do; the parsed dataset paths of ``dsops.yaml`` are cached by the file's stat
+too; the embedded SQLite store is read with ``sqlite3`` directly. Only when ``dsops.yaml`` changed,
 or the store is PostgreSQL, are the heavier modules imported.
 """
 
@@ -23,17 +23,22 @@ from dsops.core.project import CONFIG_NAME, STATE_DIR, find_root
 STATE_DB = "state.db"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS stat_cache (
-    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, digest TEXT);
+DROP TABLE IF EXISTS stat_cache;
+CREATE TABLE IF NOT EXISTS file_stats (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, ctime_ns INTEGER,
+    digest TEXT);
 CREATE TABLE IF NOT EXISTS tree_cache (
     path TEXT PRIMARY KEY, fingerprint TEXT, digest TEXT);
-CREATE TABLE IF NOT EXISTS config_cache (
-    id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER, mtime_ns INTEGER, body TEXT);
+DROP TABLE IF EXISTS config_cache;
+CREATE TABLE IF NOT EXISTS config_stats (
+    id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER, mtime_ns INTEGER, inode INTEGER,
+    ctime_ns INTEGER, body TEXT);
 """
 
 
 class StatCache:
-    """Content hashes of local files, trusted while size, mtime and inode are unchanged."""
+    """Content hashes of local files, trusted while size, mtime, inode and ctime are
+    unchanged (ctime: an edit that restores the mtime still changes it)."""
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -43,22 +48,22 @@ class StatCache:
         # here would wait for every dirty page of a large file just copied (ext4).
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.executescript(_SCHEMA)
-        self._rows: dict[str, tuple[int, int, int, str]] | None = None
-        self._pending: list[tuple[str, int, int, int, str]] = []
+        self._rows: dict[str, tuple[int, int, int, int, str]] | None = None
+        self._pending: list[tuple[str, int, int, int, int, str]] = []
 
-    def _load(self) -> dict[str, tuple[int, int, int, str]]:
+    def _load(self) -> dict[str, tuple[int, int, int, int, str]]:
         if self._rows is None:
             self._rows = {
-                p: (s, m, i, d)
-                for p, s, m, i, d in self.db.execute("SELECT * FROM stat_cache")
+                p: (s, m, i, c, d)
+                for p, s, m, i, c, d in self.db.execute("SELECT * FROM file_stats")
             }
         return self._rows
 
     def cached(self, path: str | Path, st: os.stat_result) -> str | None:
-        """The remembered hash of ``path`` if its size, mtime and inode are unchanged."""
+        """The remembered hash of ``path`` if its size, mtime, inode and ctime are unchanged."""
         row = self._load().get(str(path))
-        if row and row[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return row[3]
+        if row and row[:4] == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            return row[4]
         return None
 
     def digest(self, path: str | Path, st: os.stat_result | None = None) -> str:
@@ -75,7 +80,7 @@ class StatCache:
 
     def remember(self, path: str | Path, digest: str, st: os.stat_result) -> None:
         """Record a hash computed elsewhere (e.g. by ``data add``)."""
-        row = (st.st_size, st.st_mtime_ns, st.st_ino, digest)
+        row = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest)
         self._load()[str(path)] = row
         self._pending.append((str(path), *row))
 
@@ -94,7 +99,7 @@ class StatCache:
         """Write remembered hashes to disk."""
         if self._pending:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?)",
+            self.db.executemany("INSERT OR REPLACE INTO file_stats VALUES (?,?,?,?,?,?)",
                                 self._pending)
             self.db.execute("COMMIT")
             self._pending.clear()
@@ -103,17 +108,19 @@ class StatCache:
         self.flush()
         self.db.close()
 
-    def cached_config(self, config: Path) -> dict[str, object] | None:
-        st = config.stat()
-        row = self.db.execute("SELECT size, mtime_ns, body FROM config_cache").fetchone()
-        if row and row[:2] == (st.st_size, st.st_mtime_ns):
-            return json.loads(row[2])
+    def cached_config(self, st: os.stat_result) -> dict[str, object] | None:
+        """What was remembered of dsops.yaml, if its stat is ``st``."""
+        row = self.db.execute("SELECT size, mtime_ns, inode, ctime_ns, body "
+                              "FROM config_stats").fetchone()
+        if row and row[:4] == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            return json.loads(row[4])
         return None
 
-    def store_config(self, config: Path, body: dict[str, object]) -> None:
-        st = config.stat()
-        self.db.execute("INSERT OR REPLACE INTO config_cache VALUES (1, ?, ?, ?)",
-                        (st.st_size, st.st_mtime_ns, json.dumps(body)))
+    def store_config(self, st: os.stat_result, body: dict[str, object]) -> None:
+        """Remember ``body`` for dsops.yaml as of ``st`` (taken before it was parsed)."""
+        self.db.execute("INSERT OR REPLACE INTO config_stats VALUES (1, ?, ?, ?, ?, ?)",
+                        (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns,
+                         json.dumps(body)))
 
 
 def local_digest(path: Path, cache: StatCache) -> str | None:
@@ -149,15 +156,16 @@ def _project(root: Path, cache: StatCache) -> dict[str, object]:
     """Dataset paths, stage names and store URL from dsops.yaml, via the cache when
     unchanged."""
     config_path = root / CONFIG_NAME
-    body = cache.cached_config(config_path)
-    if body is None or "stages" not in body:
+    st = config_path.stat()
+    body = cache.cached_config(st)
+    if body is None:
         from dsops.config import load_config
 
         config = load_config(config_path)
         body = {"store": config.store,
                 "datasets": {n: d.path for n, d in config.datasets.items()},
                 "stages": list(config.stages)}
-        cache.store_config(config_path, body)
+        cache.store_config(st, body)
     return body
 
 

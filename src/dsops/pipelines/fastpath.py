@@ -161,9 +161,7 @@ class _Check:
 
         verified = time.time_ns()
         digest = hash_file(path, st.st_size)
-        # The stat cache keys on (size, mtime, inode): tell it, so that the full path
-        # sees an edit that kept those (mtime restored) instead of the remembered hash.
-        self.cache.remember(path, digest, st)
+        self.cache.remember(path, digest, st)  # the full path need not hash it again
         if digest != stamp[5]:
             return False
         stamp[1:] = [*_file_stat(st), digest, verified]
@@ -248,6 +246,9 @@ def _write(db: sqlite3.Connection, pipe: dict[str, Any] | None,
         if pipe is not None:
             db.execute("INSERT OR REPLACE INTO pipeline_fingerprint VALUES (1, ?)",
                        (json.dumps(pipe),))
+            names = pipe["stages"]
+            db.execute(f"DELETE FROM stage_fingerprints WHERE stage NOT IN "
+                       f"({', '.join('?' * len(names))})", names)
         for name, fp in stages.items():
             if fp is None:
                 db.execute("DELETE FROM stage_fingerprints WHERE stage = ?", (name,))
