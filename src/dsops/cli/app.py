@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dsops.cli import audit, data, gate, keys, models, runs
+from dsops.cli import audit, data, deploy, gate, keys, models, runs
 from dsops.cli.pipeline import run as run_pipeline
 
 app = typer.Typer(
@@ -59,5 +59,9 @@ app.command("lineage")(runs.lineage)
 app.add_typer(models.app, name="models")
 app.command("gate")(gate.gate)
 app.add_typer(gate.ci_app, name="ci")
+app.command("deploy")(deploy.deploy)
+app.command("approve")(deploy.approve)
+app.command("rollback")(deploy.rollback)
+app.add_typer(deploy.rollout_app, name="rollout")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")

@@ -189,6 +189,50 @@ class GateConfig(_Strict):
         return value
 
 
+class AnalysisConfig(_Strict):
+    """Checks evaluated over the candidate's live window between rollout steps."""
+
+    every: str = "5m"
+    checks: list[Annotated[str, AfterValidator(_parsed_check)]] = Field(default_factory=list)
+
+    @field_validator("every")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from dsops.core.durations import parse_duration
+
+        parse_duration(value)  # raises ValueError with the expected shape
+        return value
+
+
+class DeploySpec(_Strict):
+    """The desired deployment of an environment (used by ``dsops deploy --env`` defaults)."""
+
+    model: str
+    strategy: Literal["direct", "canary", "shadow", "blue-green"] = "direct"
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        return _valid_steps(value)
+
+
+def _valid_steps(value: list[int]) -> list[int]:
+    if not value or any(not 0 < v <= 100 for v in value) or value != sorted(set(value)):
+        raise ValueError("steps are increasing traffic percentages in (0, 100], e.g. [10, 50, 100]")
+    return value
+
+
+class EnvironmentConfig(_Strict):
+    """A place models are deployed to, with its policies."""
+
+    approvals: int = Field(default=0, ge=0, le=10)
+    require_gate: bool = False
+    deployers: list[str] = Field(default_factory=list)  # identities allowed; empty: anyone
+    deploy: DeploySpec | None = None
+
+
 class ProjectConfig(_Strict):
     """The whole ``dsops.yaml``."""
 
@@ -199,6 +243,7 @@ class ProjectConfig(_Strict):
     stages: dict[str, StageConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     gates: dict[str, GateConfig] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
 
     @field_validator("project")
     @classmethod

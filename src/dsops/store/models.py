@@ -278,3 +278,59 @@ class GateResult(Base):
     inputs: Mapped[dict[str, Any]]
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(320))
+
+
+class Deployment(Base):
+    """One model version deployed to an environment with a strategy, and its rollout state."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_env_model", "env", "model"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # time-ordered
+    env: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    previous_version: Mapped[int | None] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    steps: Mapped[list[Any]]
+    step_index: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer)
+    analysis: Mapped[dict[str, Any]]  # {"checks": [...], "interval_s": float}
+    options: Mapped[dict[str, Any]]  # sticky_header, sample_rate, max_batch, max_wait_us
+    approvals_required: Mapped[int] = mapped_column(Integer)
+    step_started_at: Mapped[datetime | None]
+    next_analysis_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[datetime]
+    promoted_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DeploymentEventRow(Base):
+    """A transition (or an analysis) of a deployment: the history DORA is computed from."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # time-ordered
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    details: Mapped[dict[str, Any]]
+
+
+class Approval(Base):
+    """An approval of a deployment by an identity other than its author (four eyes)."""
+
+    __tablename__ = "approvals"
+
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    approver: Mapped[str] = mapped_column(String(320), primary_key=True)
+    at: Mapped[datetime]
+    comment: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""Monitoring: drift and data quality of live inputs, accuracy once labels arrive, alerts."""

@@ -1,0 +1,1 @@
+"""Progressive delivery: deployments, approvals, the rollout controller, routes."""
