@@ -212,6 +212,16 @@ class Runner:
         if inputs:
             self.tracking.add_lineage(inputs, [run_ref])
         self.tracking.add_lineage([run_ref], [f"file:{p}@{o['digest']}" for p, o in outs.items()])
+        if stage.registers and stage.model:
+            from dsops.registry.service import RegistryService
+
+            try:
+                registered = RegistryService(self.ws).register(
+                    stage.registers, self.ws.root / stage.model, run_id=run_id)
+            except UsageError as exc:
+                return self._fail(result, f"stage {name}: cannot register {stage.model} as "
+                                          f"{stage.registers}: {exc.message}", 0)
+            result.model = registered.version.ref
         self.tracking.end_run(run_id, "finished", exit_code=0)
         self.cache.record(CacheEntry(key=decision.key, stage=name, components=decision.components,
                                      outs=outs, run_id=run_id))
