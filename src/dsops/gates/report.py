@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from dsops.workspace import Workspace
 
 FORMATS = ("markdown", "junit", "json")
-HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "auc", "r2")
+HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "auc", "r2", "disparate_impact_ratio")
 LOWER_IS_BETTER = ("log_loss", "mae", "rmse", "p50_latency_ms", "p99_latency_ms", "batch_latency_ms",
                    "demographic_parity_difference", "equalized_odds_difference")
 

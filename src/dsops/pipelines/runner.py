@@ -222,6 +222,9 @@ class Runner:
                 return self._fail(result, f"stage {name}: cannot register {stage.model} as "
                                           f"{stage.registers}: {exc.message}", 0)
             result.model = registered.version.ref
+            if stage.model in outs:
+                self.tracking.add_lineage([f"file:{stage.model}@{outs[stage.model]['digest']}"],
+                                          [f"model:{registered.version.ref}"])
         self.tracking.end_run(run_id, "finished", exit_code=0)
         self.cache.record(CacheEntry(key=decision.key, stage=name, components=decision.components,
                                      outs=outs, run_id=run_id))
