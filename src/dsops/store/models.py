@@ -334,3 +334,51 @@ class Approval(Base):
     approver: Mapped[str] = mapped_column(String(320), primary_key=True)
     at: Mapped[datetime]
     comment: Mapped[str | None] = mapped_column(Text)
+
+
+class MonitorEvaluation(Base):
+    """One evaluation of a monitor over a window: every value and every rule's verdict."""
+
+    __tablename__ = "monitor_evaluations"
+    __table_args__ = (Index("ix_monitor_evaluations_monitor_at", "monitor", "at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # time-ordered
+    monitor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    env: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(128))
+    version: Mapped[int | None] = mapped_column(Integer)
+    deployment_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16))  # ok | firing | no_data
+    values: Mapped[dict[str, Any]]
+    rules: Mapped[list[Any]]
+
+
+class Incident(Base):
+    """A rule that fired: open until resolved (by a person or after staying healthy), with
+    its evidence and the actions taken. Time to restore is resolved_at - opened_at."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_monitor_rule_status", "monitor", "rule", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # time-ordered
+    monitor: Mapped[str] = mapped_column(String(128))
+    rule: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | acknowledged | resolved
+    severity: Mapped[str] = mapped_column(String(16))
+    env: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(128))
+    version: Mapped[int | None] = mapped_column(Integer)
+    deployment_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    opened_at: Mapped[datetime] = mapped_column(index=True)
+    last_fired_at: Mapped[datetime]
+    healthy_since: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(320))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+    note: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]]
+    actions: Mapped[list[Any]]
