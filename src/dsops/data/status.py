@@ -175,7 +175,7 @@ def _latest_versions(root: Path, store_url: str | None, names: list[str]
     if store_url is None or store_url == f"sqlite:///{default_db}":
         if not default_db.exists():
             return {}
-        db = sqlite3.connect(f"file:{default_db}?mode=ro", uri=True, timeout=30)
+        db = sqlite3.connect(f"{default_db.as_uri()}?mode=ro", uri=True, timeout=30)
         try:
             rows = db.execute(
                 "SELECT d.name, v.version, v.digest FROM datasets d "

@@ -111,7 +111,7 @@ class _Check:
         env = environment_digest()
         fingerprints = {stage: json.loads(body) for stage, body
                         in db.execute("SELECT stage, body FROM stage_fingerprints")}
-        store = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+        store = sqlite3.connect(f"{store_path.as_uri()}?mode=ro", uri=True, timeout=30)
         try:
             out = []
             for name in pipe["stages"]:
@@ -273,15 +273,23 @@ def record_fingerprints(ws: Workspace, pipeline: Pipeline, stat_cache: StatCache
     out's hash, the params' values, the command, the environment — so a file edited
     during the run, or a dsops.yaml changed since it was loaded, records nothing.
     """
+    from dsops.core.errors import DsopsError
+
     db = stat_cache.db
     db.executescript(_SCHEMA)
     now = time.time_ns()
-    config = _config_stamp(ws, stat_cache, now)
-    if config is None or sqlite_path(ws.store_url) is None:
+    try:
+        config = _config_stamp(ws, now)
+        if config is None or sqlite_path(ws.store_url) is None:
+            _write(db, None, dict.fromkeys([*done, *undone]))
+            return
+        recorder = _Recorder(ws, stat_cache, now, config[5])
+        fingerprints = {name: recorder.stage(name) for name in done}
+    except (DsopsError, OSError, ValueError):
+        # e.g. dsops.yaml made invalid during the run: the run itself succeeded, and
+        # without fingerprints the next run just takes the full path.
         _write(db, None, dict.fromkeys([*done, *undone]))
         return
-    recorder = _Recorder(ws, stat_cache, now, config[5])
-    fingerprints = {name: recorder.stage(name) for name in done}
     fingerprints.update(dict.fromkeys(undone))
     pipe = {"format": FORMAT, "project": ws.config.project, "config": config,
             "config_store": ws.config.store, "store_url": ws.store_url,
@@ -289,7 +297,7 @@ def record_fingerprints(ws: Workspace, pipeline: Pipeline, stat_cache: StatCache
     _write(db, pipe, fingerprints)
 
 
-def _config_stamp(ws: Workspace, stat_cache: StatCache, now: int) -> Stamp | None:
+def _config_stamp(ws: Workspace, now: int) -> Stamp | None:
     """The stamp of dsops.yaml if it still says what the workspace loaded."""
     from dsops.config import load_config
     from dsops.core.hashing import hash_bytes
