@@ -179,3 +179,79 @@ def test_rollback_returns_to_the_previous_version(ws: Workspace) -> None:
     assert service.routes("staging")[0].stable == 1
     actions = [e.action for e in AuditService(ws).list(limit=50)]
     assert "deployment.rolled_back" in actions and "deployment.promoted" in actions
+
+
+# --- analysis over the live prediction log ----------------------------------------------
+
+
+def _traffic(ws: Workspace, clock: ManualClock, *, version: int, role: str, n: int,
+             error_every: int = 0, latency_ms: float = 5.0, shift: float = 0.0) -> None:
+    """Log ``n`` predictions of ``m@version`` spread over the last minute."""
+    from dsops.serving.predlog import PredictionLogWriter
+
+    rng = np.random.default_rng(version)
+    writer = PredictionLogWriter(ws.objects, env="staging", clock=clock)
+    try:
+        for i in range(n):
+            failed = bool(error_every) and i % error_every == 0
+            writer.append(f"{role}-{version}-{i}", "m", version,
+                          None if failed else float(rng.random() + shift),
+                          status="error" if failed else "ok", latency_ms=latency_ms, role=role,
+                          time=clock.now() - timedelta(seconds=60 * i / n))
+    finally:
+        writer.close()
+
+
+CANARY_CHECKS = ["error_rate < 0.05", "p99_latency_ms < 50", "psi(prediction) < 0.2"]
+
+
+def _canary(ws: Workspace) -> str:
+    service = RolloutService(ws)
+    service.deploy("m@1", "staging")
+    return service.deploy("m@2", "staging", strategy="canary", steps=[20, 100],
+                          checks=CANARY_CHECKS, interval="5m").id
+
+
+def test_a_healthy_canary_is_promoted(ws: Workspace, manual_clock: ManualClock) -> None:
+    deployment = _canary(ws)
+    service = RolloutService(ws)
+    for _ in range(2):
+        manual_clock.advance(timedelta(minutes=5))
+        _traffic(ws, manual_clock, version=1, role="stable", n=200)
+        _traffic(ws, manual_clock, version=2, role="candidate", n=100)
+        service.reconcile(manual_clock.now())
+    info = service.get(deployment)
+    assert info.status == "promoted", info.events
+    analyses = [e for e in info.events if e.kind == "analysis"]
+    assert all(c["passed"] for e in analyses for c in e.details["checks"])
+
+
+@pytest.mark.parametrize(("kind", "traffic", "failing"), [
+    ("errors", {"error_every": 5}, "error_rate < 0.05"),
+    ("latency", {"latency_ms": 80.0}, "p99_latency_ms < 50"),
+    ("drift", {"shift": 3.0}, "psi(prediction) < 0.2"),
+])
+def test_a_failing_canary_rolls_back_by_itself(ws: Workspace, manual_clock: ManualClock, kind: str,
+                                               traffic: dict[str, float], failing: str) -> None:
+    deployment = _canary(ws)
+    manual_clock.advance(timedelta(minutes=5))
+    _traffic(ws, manual_clock, version=1, role="stable", n=200)
+    _traffic(ws, manual_clock, version=2, role="candidate", n=100, **traffic)  # type: ignore[arg-type]
+    service = RolloutService(ws)
+    service.reconcile(manual_clock.now())
+    info = service.get(deployment)
+    assert (info.status, info.weight) == ("rolled_back", 0), kind
+    assert info.reason == f"analysis failed: {failing}"
+    assert [e.kind for e in info.events][-2:] == ["aborted", "rolled_back"]
+    route = service.routes("staging")[0]
+    assert (route.stable, route.candidate) == (1, None)
+
+
+def test_no_traffic_waits_instead_of_failing(ws: Workspace, manual_clock: ManualClock) -> None:
+    deployment = _canary(ws)
+    manual_clock.advance(timedelta(minutes=5))
+    service = RolloutService(ws)
+    service.reconcile(manual_clock.now())
+    info = service.get(deployment)
+    assert (info.status, info.step_index) == ("progressing", 0)
+    assert info.next_analysis_at is not None

@@ -77,7 +77,9 @@ def _describe(error: dict[str, Any]) -> str:
                                               models.Expectation, models.RowCount,
                                               models.StageConfig, models.ModelConfig,
                                               models.GateConfig, models.EnvironmentConfig,
-                                              models.DeploySpec, models.AnalysisConfig)
+                                              models.DeploySpec, models.AnalysisConfig,
+                                              models.MonitorConfig, models.AlertRule,
+                                              models.DriftConfig, models.WebhookConfig)
                  for name, f in model.model_fields.items() for alias in (f.alias,)}
         close = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
         return "unknown key" + (f" — did you mean {close[0]!r}?" if close else "")

@@ -233,6 +233,76 @@ class EnvironmentConfig(_Strict):
     deploy: DeploySpec | None = None
 
 
+ACTIONS = ("incident", "rollback", "retrain")
+
+
+class AlertRule(_Strict):
+    """When ``when`` (a check of the gate language) holds, do the listed actions."""
+
+    when: Annotated[str, AfterValidator(_parsed_check)]
+    do: list[str] = Field(default_factory=lambda: ["incident"])
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    @field_validator("do")
+    @classmethod
+    def _actions(cls, value: list[str]) -> list[str]:
+        for action in value:
+            if action not in ACTIONS and not (action.startswith("webhook:") and action[8:]):
+                raise ValueError(f"unknown action {action!r}: use {', '.join(ACTIONS)} or "
+                                 "webhook:NAME")
+        return value
+
+
+class DriftConfig(_Strict):
+    """Which input columns are compared with the reference, and how."""
+
+    features: Literal["all"] | list[str] = "all"
+    method: str = "auto"
+    methods: dict[str, str] = Field(default_factory=dict)  # per column
+    thresholds: dict[str, float] = Field(default_factory=dict)  # per column
+
+
+class MonitorConfig(_Strict):
+    """A monitor of a deployment: what it computes over which window, and its alert rules."""
+
+    deployment: str  # ENV/MODEL
+    every: str = "1h"
+    window: str | None = None  # default: the same as ``every``
+    reference: str | None = None  # data:NAME@N; default: the deployed version's training data
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    positive_label: Any = None
+    resolve_after: str = "1h"  # an incident resolves itself after its rule held this long
+    alerts: list[AlertRule] = Field(default_factory=list)
+
+    @field_validator("deployment")
+    @classmethod
+    def _env_model(cls, value: str) -> str:
+        env, sep, model = value.partition("/")
+        if not sep or not NAME_RE.match(env) or not NAME_RE.match(model):
+            raise ValueError("expected ENV/MODEL, e.g. prod/credit-risk")
+        return value
+
+    @field_validator("every", "window", "resolve_after")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        from dsops.core.durations import parse_duration
+
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class WebhookConfig(_Strict):
+    """Where a ``webhook:NAME`` action posts: the URL comes from an environment variable
+    (it is a secret, never written in dsops.yaml or in logs)."""
+
+    url_env: str
+    format: Literal["json", "jira"] = "json"
+    timeout: str = "5s"
+    retries: int = Field(default=3, ge=0, le=10)
+    jira_project: str | None = None
+
+
 class ProjectConfig(_Strict):
     """The whole ``dsops.yaml``."""
 
@@ -244,6 +314,8 @@ class ProjectConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     gates: dict[str, GateConfig] = Field(default_factory=dict)
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    monitors: dict[str, MonitorConfig] = Field(default_factory=dict)
+    webhooks: dict[str, WebhookConfig] = Field(default_factory=dict)
 
     @field_validator("project")
     @classmethod

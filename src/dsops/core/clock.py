@@ -35,3 +35,8 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite returns naive ones, stored as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsops.config.models import EnvironmentConfig
+from dsops.core.clock import as_utc
 from dsops.core.durations import parse_duration
 from dsops.core.errors import Conflict, NotFound, PermissionDenied, UsageError
 from dsops.core.ids import new_id
@@ -317,23 +318,21 @@ class RolloutService:
 
     def _window(self, row: Deployment, now: datetime) -> Any:
         from dsops.rollout.analysis import WindowSide, WindowSource
-        from dsops.serving.predlog import PredictionLog
+        from dsops.serving.predlog_query import PredictionLog
 
-        table = PredictionLog(self.ws.objects).window(model=row.model, start=row.step_started_at,
-                                                      end=now)
-        sides = {"candidate": {}, "stable": {}}  # type: dict[str, dict[str, Any]]
+        start = as_utc(row.step_started_at) if row.step_started_at else None
+        table = PredictionLog(self.ws.objects).window(model=row.model, start=start, end=now)
+        import numpy as np
+
+        columns = {name: np.asarray(table[name].to_numpy(zero_copy_only=False))
+                   for name in table.column_names}
+        sides: dict[str, dict[str, Any]] = {"candidate": {}, "stable": {}}
         if table.num_rows:
-            import numpy as np
-            import pyarrow.compute as pc
-
-            for side, mask in (
-                    ("candidate", pc.and_(pc.equal(table["version"], row.version),
-                                          pc.is_in(table["role"], value_set=_roles("candidate")))),
-                    ("stable", pc.and_(pc.equal(table["version"], row.previous_version or -1),
-                                       pc.equal(table["role"], "stable")))):
-                part = table.filter(mask)
-                sides[side] = {name: np.asarray(part[name].to_numpy(zero_copy_only=False))
-                               for name in part.column_names}
+            version, role = columns["version"], columns["role"]
+            masks = {"candidate": (version == row.version) & np.isin(role, ["candidate", "shadow"]),
+                     "stable": (version == (row.previous_version or -1)) & (role == "stable")}
+            for side, mask in masks.items():
+                sides[side] = {name: values[mask] for name, values in columns.items()}
         return WindowSource(WindowSide(sides["candidate"]), WindowSide(sides["stable"]))
 
     def _transition(self, session: Session, row: Deployment, status: str, now: datetime, *,
@@ -413,10 +412,6 @@ class RolloutService:
             approvals=self._approvers(session, row.id), created_at=row.created_at,
             created_by=row.created_by, updated_at=row.updated_at, promoted_at=row.promoted_at,
             ended_at=row.ended_at, reason=row.reason, events=history)
-
-
-def _roles(side: str) -> list[str]:
-    return ["candidate", "shadow"] if side == "candidate" else ["stable"]
 
 
 def _steps(steps: list[int]) -> list[int]:
