@@ -4,6 +4,9 @@
   in the same directory tree and are renamed into place).
 - ``FsspecBackend``: any fsspec filesystem (S3-compatible, GCS, Azure…). Object stores
   make a PUT visible only when complete (single or multipart), so uploads are atomic.
+
+Besides content-addressed blobs, a backend keeps append-only log segments under plain
+names in ``logs/`` (prediction logs, feedback), read in place by pyarrow and DuckDB.
 """
 
 from __future__ import annotations
@@ -48,6 +51,26 @@ class Backend(Protocol):
 
     def staging_dir(self) -> Path:
         """A local directory for temporary files (same filesystem as blobs when local)."""
+
+    def put_log(self, key: str, data: bytes) -> None:
+        """Store a log segment under ``logs/<key>`` atomically (never seen half written)."""
+
+    def list_logs(self, prefix: str = "") -> list[str]:
+        """Keys (relative to ``logs/``) of every log segment under the folder ``prefix``."""
+
+    def arrow_filesystem(self) -> tuple[Any, str]:
+        """A ``pyarrow.fs.FileSystem`` and the path of ``logs/`` on it, for readers."""
+
+
+LOGS = "logs"
+
+
+def check_log_key(key: str, *, folder: bool = False) -> str:
+    """``key`` when it is a relative path inside ``logs/``: no ``..``, ``.`` or empty part."""
+    parts = (key[:-1] if folder and key.endswith("/") else key).split("/")
+    if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"invalid log key {key!r}")
+    return key
 
 
 class LocalBackend:
@@ -101,6 +124,44 @@ class LocalBackend:
         if not self._tmp.is_dir():
             self._tmp.mkdir(parents=True, exist_ok=True)
         return self._tmp
+
+    def put_log(self, key: str, data: bytes) -> None:
+        final = self.root / LOGS / check_log_key(key)
+        tmp = self.staging_dir() / f"log-{os.getpid()}-{threading.get_ident()}-{next(self._names)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            # A segment is acknowledged rows: on disk before its name appears, so a
+            # machine crash cannot leave an empty file under a real name.
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+
+    def list_logs(self, prefix: str = "") -> list[str]:
+        logs = self.root / LOGS
+        top = logs / check_log_key(prefix, folder=True) if prefix else logs
+        keys: list[str] = []
+        base = len(str(logs)) + 1
+        for folder, dirs, files in os.walk(top):
+            dirs.sort()
+            keys.extend(f"{folder}/{name}"[base:] for name in sorted(files)
+                        if not name.startswith("."))
+        return keys
+
+    def arrow_filesystem(self) -> tuple[Any, str]:
+        from pyarrow import fs
+
+        return fs.LocalFileSystem(), str(self.root / LOGS)
 
 
 class FsspecBackend:
@@ -161,6 +222,25 @@ class FsspecBackend:
     def staging_dir(self) -> Path:
         self._staging.mkdir(parents=True, exist_ok=True)
         return self._staging
+
+    def put_log(self, key: str, data: bytes) -> None:
+        self._call("upload", self.fs.pipe_file, self._path(f"{LOGS}/{check_log_key(key)}"), data)
+
+    def list_logs(self, prefix: str = "") -> list[str]:
+        top = self._path(f"{LOGS}/{check_log_key(prefix, folder=True)}" if prefix else LOGS)
+        top = top.rstrip("/")
+        found = self._call("list", self.fs.find, top)
+        # find() lists from the server, but fills s3fs's listing cache, which other
+        # processes' new segments would make stale for later info()/ls() calls.
+        self.fs.invalidate_cache()
+        base = len(self._path(LOGS)) + 1
+        return sorted(p[base:] for p in found
+                      if p.startswith(top + "/") and not p.rsplit("/", 1)[-1].startswith("."))
+
+    def arrow_filesystem(self) -> tuple[Any, str]:
+        from pyarrow import fs
+
+        return fs.PyFileSystem(fs.FSSpecHandler(self.fs)), self._path(LOGS)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dsops.core.crypto import Key, decrypt_stream, encrypt_stream
 from dsops.core.errors import EncryptionError, IntegrityError, UsageError
@@ -196,6 +197,19 @@ class ObjectStore:
                             f"pack {pack[:12]}… in {self.location} is corrupt at offset "
                             f"{offset}", hint="restore it from a backup or re-add the data")
                     _write_atomically(dest, data)
+
+    def put_log(self, key: str, data: bytes) -> None:
+        """Store a log segment under ``logs/<key>`` atomically. Log segments are named by
+        their writer (time-ordered ids), not by content, and are never rewritten."""
+        self.backend.put_log(key, data)
+
+    def list_logs(self, prefix: str = "") -> list[str]:
+        """Keys (relative to ``logs/``) of the log segments under the folder ``prefix``."""
+        return self.backend.list_logs(prefix)
+
+    def log_filesystem(self) -> tuple[Any, str]:
+        """``(pyarrow filesystem, root)``: segment ``key`` is read at ``f"{root}/{key}"``."""
+        return self.backend.arrow_filesystem()
 
     def readable_path(self, digest: str) -> Path | None:
         """A local path to read a plain blob in place (no copy), if the backend allows."""

@@ -1,0 +1,1 @@
+"""Serving: the gateway, the prediction log and feedback."""
