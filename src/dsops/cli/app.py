@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dsops.cli import audit, data, deploy, gate, keys, models, runs
+from dsops.cli import audit, data, deploy, gate, keys, models, monitor, runs
 from dsops.cli.pipeline import run as run_pipeline
 
 app = typer.Typer(
@@ -63,5 +63,7 @@ app.command("deploy")(deploy.deploy)
 app.command("approve")(deploy.approve)
 app.command("rollback")(deploy.rollback)
 app.add_typer(deploy.rollout_app, name="rollout")
+app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(monitor.incidents_app, name="incidents")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
