@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dsops.cli import audit, data, deploy, gate, keys, models, monitor, runs
+from dsops.cli import audit, data, deploy, gate, keys, metrics, models, monitor, runs
 from dsops.cli.pipeline import run as run_pipeline
 
 app = typer.Typer(
@@ -65,5 +65,9 @@ app.command("rollback")(deploy.rollback)
 app.add_typer(deploy.rollout_app, name="rollout")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(monitor.incidents_app, name="incidents")
+app.add_typer(metrics.app, name="metrics")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
+from dsops.cli import serve as serve_cli  # noqa: E402, I001  (the gateway commands)
+app.command("serve")(serve_cli.serve), app.command("feedback")(serve_cli.feedback)
+app.add_typer(serve_cli.predictions_app, name="predictions")

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import time
 import zlib
@@ -29,7 +30,7 @@ from dsops.core.errors import DsopsError, NotFound, UsageError
 from dsops.core.ids import new_id
 from dsops.rollout.models import Route as RouteInfo
 from dsops.serving.batching import MicroBatcher
-from dsops.serving.metrics import GatewayMetrics
+from dsops.serving.metrics import GatewayMetrics, mark_worker_dead
 from dsops.serving.protocol import (
     BINARY_HEADER,
     ProtocolError,
@@ -142,6 +143,7 @@ class Gateway:
             if writer is not None:
                 await loop.run_in_executor(self._store, writer.close)
         self._store.shutdown(wait=True)
+        mark_worker_dead(os.getpid())
 
     async def refresh(self) -> None:
         """Re-read the routes; load (off the event loop) the versions they name that are not loaded."""

@@ -1,0 +1,122 @@
+"""``dsops serve``, ``dsops feedback FILE`` and ``dsops predictions query``: the gateway and its logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+predictions_app = typer.Typer(help="The prediction log: every answer the gateway gave.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def serve(
+    env: Annotated[str, typer.Option("--env", help="Environment whose deployments to serve.")] = "prod",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes (uvicorn).")] = 1,
+    log_predictions: Annotated[bool, typer.Option(
+        "--log-predictions/--no-log-predictions", help="Write the prediction log.")] = True,
+) -> None:
+    """Serve every model deployed in an environment: OIP v2, MLflow /invocations, /metrics.
+
+    Stops gracefully on SIGTERM or Ctrl-C, storing every logged prediction first.
+    """
+    from dsops.cli.output import console
+    from dsops.core.project import find_root
+    from dsops.serving.server import serve as run_gateway
+
+    root = find_root(Path.cwd())
+    if root is None:
+        from dsops.workspace import Workspace
+
+        Workspace.open()  # raises the usual "no dsops.yaml" error
+        return
+    run_gateway(root, env, host=host, port=port, workers=workers, log_predictions=log_predictions,
+                say=lambda line: console.print(line, markup=False, highlight=False))
+
+
+def feedback(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file with request_id and label columns "
+                                               "(and optionally row).", exists=True, dir_okay=False)],
+    json_output: JsonOpt = False,
+) -> None:
+    """Attach ground-truth labels to logged predictions, by request id."""
+    from dsops.cli.output import console, print_json
+    from dsops.serving.predlog import FeedbackWriter
+    from dsops.workspace import Workspace
+
+    request_ids, labels, rows = _read_feedback(file)
+    ws = Workspace.open()
+    writer = FeedbackWriter(ws.objects, clock=ws.clock)
+    try:
+        queued = writer.append_many(request_ids, labels, rows=rows)
+    finally:
+        writer.close()
+    if json_output:
+        print_json({"file": str(file), "labels": queued})
+    else:
+        console.print(f"attached {queued} label{'s' if queued != 1 else ''} from {file}")
+
+
+@predictions_app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="DuckDB SQL over the views `predictions` and `feedback`.")],
+    json_output: JsonOpt = False,
+    limit: Annotated[int, typer.Option(help="Rows shown in the table (all with --json).")] = 100,
+) -> None:
+    """Run SQL over the prediction log, e.g. "SELECT version, count(*) FROM predictions GROUP BY 1"."""
+    from dsops.cli.output import console, print_json, table
+    from dsops.serving.predlog_query import PredictionLog
+    from dsops.workspace import Workspace
+
+    result = PredictionLog(Workspace.open().objects).query(sql)
+    records = result.to_pylist()
+    if json_output:
+        print_json(records)
+        return
+    if not result.column_names:
+        console.print("(no result)")
+        return
+    table(None, result.column_names, [[record[name] for name in result.column_names]
+                                      for record in records[:limit]])
+    shown = min(limit, len(records))
+    console.print(f"{len(records)} row{'s' if len(records) != 1 else ''}"
+                  + (f" ({shown} shown; --limit or --json for more)" if shown < len(records) else ""))
+
+
+def _read_feedback(file: Path) -> tuple[list[str], list[object], list[int] | None]:
+    """request ids, labels and rows of a feedback file; `UsageError` names what is missing."""
+    import pyarrow as pa
+
+    from dsops.core.errors import UsageError
+
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            data = pq.read_table(file)
+        elif suffix in (".csv", ".txt"):
+            import pyarrow.csv as pcsv
+
+            # request ids stay text even when they look like numbers
+            data = pcsv.read_csv(file, convert_options=pcsv.ConvertOptions(
+                column_types={"request_id": pa.string()}))
+        else:
+            raise UsageError(f"{file}: feedback files are CSV or Parquet, not {suffix or 'no extension'}")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UsageError(f"{file}: cannot read it: {exc}") from None
+    missing = [c for c in ("request_id", "label") if c not in data.column_names]
+    if missing:
+        raise UsageError(f"{file}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                         f"(columns: {', '.join(data.column_names)})")
+    request_ids = [None if v is None else str(v) for v in data.column("request_id").to_pylist()]
+    labels = data.column("label").to_pylist()
+    for i, (rid, label) in enumerate(zip(request_ids, labels, strict=True)):
+        if not rid or label is None:
+            raise UsageError(f"{file}: row {i + 1} has no {'request_id' if not rid else 'label'}")
+    rows = data.column("row").to_pylist() if "row" in data.column_names else None
+    return request_ids, labels, rows  # type: ignore[return-value]
