@@ -239,12 +239,12 @@ def test_windows_filter_by_model_version_time_deployment_and_env(
 
 def test_batches_stream_a_window_in_bounded_memory(tmp_path: Path) -> None:
     objects = open_object_store(None, tmp_path / "objects")
-    log = PredictionLogWriter(objects, env="prod", flush_interval_s=3600, max_rows=5_000)
+    log = PredictionLogWriter(objects, env="prod", flush_interval_s=3600, max_rows=3_000)
     features = [f"f{i}" for i in range(20)]
-    rows = 100_000
+    rows = 60_000
     for i in range(rows):
         log.append(f"r{i}", "big", 1, i * 0.5, inputs=dict.fromkeys(features, i * 1.0))
-        if i % 5_000 == 4_999:
+        if i % 3_000 == 2_999:
             log.flush()
     log.close()
 
@@ -321,6 +321,25 @@ def test_query_over_an_empty_store_answers_zero(objects: ObjectStore) -> None:
     assert columns[:3] == ["request_id", "row", "time"] and "sampled" in columns
     assert log.query("SELECT * FROM feedback").schema.names == [
         "request_id", "row", "time", "label", "label_value"]
+    empty = log.labelled("credit", start=T0)
+    assert (empty.predictions, empty.labelled, empty.unknown_labels, empty.coverage) == (0, 0, 0, 0)
+    assert log.window("credit").num_rows == 0
+
+
+def test_query_can_be_narrowed_before_it_runs(objects: ObjectStore, writers,
+                                             manual_clock: ManualClock) -> None:
+    log = writers()
+    for day in range(3):
+        for model in ("credit", "churn"):
+            log.append(f"{model}-{day}", model, 1, 0.5)
+        manual_clock.advance(timedelta(days=1))
+    log.flush()
+    predictions = PredictionLog(objects)
+    sql = "SELECT count(*) AS n FROM predictions a JOIN predictions b USING (request_id)"
+    assert predictions.query(sql)["n"].to_pylist() == [6]
+    assert predictions.query(sql, model="credit")["n"].to_pylist() == [3]
+    assert predictions.query(sql, model="credit", start=T0 + timedelta(days=1),
+                             end=T0 + timedelta(days=2))["n"].to_pylist() == [1]
 
 
 def test_query_runs_sql_over_both_views(objects: ObjectStore, writers,

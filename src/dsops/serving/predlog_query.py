@@ -40,6 +40,7 @@ BATCH_ROWS = 65_536
 # Labels join the predictions they answer; the ones received since a window's start are
 # checked against the predictions logged from this long before it.
 DEFAULT_LABEL_LOOKBACK = timedelta(days=7)
+SCHEMA_CACHE_SIZE = 200_000  # segments whose schema a reader remembers (~40 MB of keys)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class PredictionLog:
         self._threads = threads
         self._memory_limit = memory_limit
         self._schemas: dict[str, pa.Schema | None] = {}
+        self._interned: dict[str, pa.Schema] = {}
 
     # ------------------------------------------------------------------ predictions
 
@@ -146,12 +148,20 @@ class PredictionLog:
 
     # -------------------------------------------------------------------------- SQL
 
-    def query(self, sql: str) -> pa.Table:
-        """Run DuckDB SQL over the views ``predictions`` (every model, version and day)
-        and ``feedback``. A view with no segments yet is empty, with its columns."""
+    def query(
+        self, sql: str, *, model: str | None = None, version: int | None = None,
+        start: datetime | None = None, end: datetime | None = None,
+    ) -> pa.Table:
+        """Run DuckDB SQL over the views ``predictions`` and ``feedback``. A view with no
+        segments yet is empty, with its columns. ``model``, ``version``, ``start`` and
+        ``end`` narrow ``predictions`` (and ``start`` ``feedback``) before the query runs,
+        so only the segments of those folders are opened."""
+        dataset, where = self._predictions(model, version, None, None, start, end)
+        feedback = self._feedback(since=start)
         with self._connect() as con:
-            con.register("predictions", self._predictions(None, None, None, None, None, None)[0])
-            con.register("feedback", self._feedback())
+            con.register("predictions", dataset if where is None else dataset.filter(where))
+            con.register("feedback", feedback if start is None else
+                         feedback.filter(ds.field("time") >= _ts(start)))
             try:
                 result = con.sql(sql)
                 return pa.table({}) if result is None else _utc(result.to_arrow_table())
@@ -221,7 +231,9 @@ class PredictionLog:
 
         def read(key: str) -> tuple[str, pa.Schema | None]:
             try:
-                return key, pq.read_schema(f"{self._root}/{key}", filesystem=self._fs)
+                schema = pq.read_schema(f"{self._root}/{key}", filesystem=self._fs)
+                # Segments of a (model, version) share a schema: keep one object for all.
+                return key, self._interned.setdefault(schema.to_string(), schema)
             except (OSError, pa.ArrowInvalid) as exc:
                 # A segment is complete or absent; a broken one (a disk fault, a tool
                 # outside dsops) must not hide the others.
@@ -230,11 +242,14 @@ class PredictionLog:
                 return key, None
 
         if self._remote and len(missing) > 1:
-            with ThreadPoolExecutor(8) as pool:
+            with ThreadPoolExecutor(8) as pool:  # one GET per footer: latency-bound
                 self._schemas.update(pool.map(read, missing))
         else:
             self._schemas.update(map(read, missing))
-        return {k: self._schemas[k] for k in keys}
+        wanted = {k: self._schemas[k] for k in keys}
+        if len(self._schemas) > SCHEMA_CACHE_SIZE:  # a long-lived reader: forget old days
+            self._schemas = dict(wanted)
+        return wanted
 
     def _connect(self) -> Any:
         import duckdb
@@ -249,11 +264,7 @@ def _unify(base: pa.Schema, schemas: list[pa.Schema]) -> pa.Schema:
     """The fixed columns in their order, then every input column at the type its segments
     meet at (int64 and float64 as float64, other disagreements as string)."""
     types: dict[str, pa.DataType] = {}
-    seen: list[pa.Schema] = []
-    for schema in schemas:
-        if any(schema.equals(s) for s in seen):
-            continue
-        seen.append(schema)
+    for schema in {id(s): s for s in schemas}.values():  # interned: one object per schema
         for field in schema:
             if field.name in base.names:
                 continue
