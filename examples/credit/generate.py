@@ -1,8 +1,10 @@
 """Generate the example credit-application data (deterministic, standard library only).
 
-    python generate.py OUT.csv [--rows N] [--seed S] [--shift] [--bad]
+    python generate.py OUT.csv [--rows N] [--seed S] [--shift] [--drift] [--bad]
 
 --shift moves incomes up and ages up (a new population: what `data diff` shows);
+--drift is a much larger move (older applicants, higher incomes and loans): live traffic
+that no longer looks like the training data (what monitoring catches);
 --bad puts out-of-range ages and missing incomes in a few rows (rejected by expectations).
 Past approvals are biased in favour of men, as real lending histories can be.
 """
@@ -24,6 +26,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shift", action="store_true")
+    parser.add_argument("--drift", action="store_true")
     parser.add_argument("--bad", action="store_true")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -33,11 +36,13 @@ def main() -> None:
         w.writerow(["id", "age", "sex", "region", "income", "loan_amount", "purpose",
                     "email", "phone", "approved"])
         for i in range(1, args.rows + 1):
-            age = min(90, max(18, int(rng.gauss(44 if args.shift else 38, 12))))
+            age = min(90, max(18, int(rng.gauss(60 if args.drift else 44 if args.shift else 38,
+                                                12))))
             sex = rng.choice(["F", "M"])
             region = rng.choice(REGIONS)
-            income = round(rng.lognormvariate(10.9 if args.shift else 10.6, 0.45), 2)
-            loan = round(rng.uniform(1_000, 40_000), 2)
+            income = round(rng.lognormvariate(11.5 if args.drift else 10.9 if args.shift else 10.6,
+                                              0.45), 2)
+            loan = round(rng.uniform(20_000, 90_000) if args.drift else rng.uniform(1_000, 40_000), 2)
             purpose = rng.choice(PURPOSES)
             # Past decisions favoured men: a model that may use `sex` learns that bias
             # (the fairness gate of the demo catches it); one that may not, does not.

@@ -6,7 +6,7 @@ pending_approval → progressing(step i) → paused → promoted | aborted → r
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from dsops.workspace import Workspace
 DEFAULT_STEPS = [10, 50, 100]
 DEFAULT_INTERVAL = "5m"
 SYSTEM = "dsops-rollout"  # the actor of transitions the controller makes on its own
+STABLE_LOOKBACK_S = 3600.0  # how far back the stable side looks when it has no fresh traffic
 
 
 class RolloutService:
@@ -317,21 +318,30 @@ class RolloutService:
             return self._info(session, row)
 
     def _window(self, row: Deployment, now: datetime) -> Any:
+        """The candidate's requests since the step began, and the stable version's over the
+        same time — or, when the candidate takes all traffic (the last canary step, a
+        blue-green switch), the stable version's latest requests before that."""
+        import numpy as np
+
         from dsops.rollout.analysis import WindowSide, WindowSource
         from dsops.serving.predlog_query import PredictionLog
 
-        start = as_utc(row.step_started_at) if row.step_started_at else None
-        table = PredictionLog(self.ws.objects).window(model=row.model, start=start, end=now)
-        import numpy as np
-
+        start = as_utc(row.step_started_at) if row.step_started_at else now
+        lookback = max(STABLE_LOOKBACK_S, 3 * float(row.analysis["interval_s"]))
+        table = PredictionLog(self.ws.objects).window(
+            model=row.model, start=start - timedelta(seconds=lookback), end=now)
         columns = {name: np.asarray(table[name].to_numpy(zero_copy_only=False))
                    for name in table.column_names}
         sides: dict[str, dict[str, Any]] = {"candidate": {}, "stable": {}}
         if table.num_rows:
             version, role = columns["version"], columns["role"]
-            masks = {"candidate": (version == row.version) & np.isin(role, ["candidate", "shadow"]),
-                     "stable": (version == (row.previous_version or -1)) & (role == "stable")}
-            for side, mask in masks.items():
+            recent = columns["time"].astype("datetime64[us]") >= np.datetime64(
+                start.astimezone(UTC).replace(tzinfo=None), "us")
+            candidate = (version == row.version) & np.isin(role, ["candidate", "shadow"]) & recent
+            stable = (version == (row.previous_version or -1)) & (role == "stable")
+            if (stable & recent).any():
+                stable &= recent
+            for side, mask in (("candidate", candidate), ("stable", stable)):
                 sides[side] = {name: values[mask] for name, values in columns.items()}
         return WindowSource(WindowSide(sides["candidate"]), WindowSide(sides["stable"]))
 
