@@ -112,11 +112,91 @@ head -n 30 ci-report.md
 echo "CI report: $work/ci-report.md (JUnit: $work/ci-report.xml); model card: $work/model-card.html"
 run dsops models history credit-risk
 
-step "18. Consent withdrawn: revoke the first version"
+step "18. Serving: start the gateway (OIP v2 + MLflow scoring) and deploy the champion to prod"
+port=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+url="http://127.0.0.1:$port"
+dsops serve --env prod --port "$port" > serve.log 2>&1 &
+serve_pid=$!
+trap 'kill -TERM $serve_pid 2>/dev/null || true' EXIT
+sed -n '/^environments:/,/^monitors:/p' dsops.yaml | head -n 16
+# The first version in an environment has nothing to compare with: deployed directly.
+deploy_id() { python -c "import json, sys; print(json.load(sys.stdin)['id'])"; }
+id=$(dsops deploy credit-risk@champion --env prod --strategy direct --json | deploy_id)
+echo "deployment $id waits for a second pair of eyes:"
+fails dsops approve "$id"
+run env DSOPS_USER=omar@example.com dsops approve "$id" --comment "gate passed, card reviewed"
+python - "$url" <<'PY'
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/v2/health/ready", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.2)
+PY
+run python src/traffic.py "$url" data/credit-eval.csv --requests 300 --labels labels-1.csv
+run curl -s -X POST "$url/v2/models/credit-risk/infer" -H 'content-type: application/json' \
+  -d '{"id": "oip-1", "inputs": [{"name": "age", "shape": [1], "datatype": "INT64", "data": [41]},
+       {"name": "income", "shape": [1], "datatype": "FP64", "data": [52000.0]},
+       {"name": "loan_amount", "shape": [1], "datatype": "FP64", "data": [12000.0]},
+       {"name": "region", "shape": [1], "datatype": "BYTES", "data": ["north"]},
+       {"name": "purpose", "shape": [1], "datatype": "BYTES", "data": ["car"]}]}'
+echo
+fails curl -sf -X POST "$url/invocations" -H 'content-type: application/json' \
+  -d '{"dataframe_split": {"columns": ["age"], "data": [[41]]}}'
+
+step "19. A retrained version passes its gate and goes out as a canary: 50%, then 100%, checked live"
+sed -i 's/^  use_sex: true/  use_sex: false/; s/^  C: 0.05$/  C: 0.5/' params.yaml
+run dsops run
+run dsops gate credit-risk@4
+id=$(dsops deploy credit-risk@4 --env prod --json | deploy_id)
+run env DSOPS_USER=omar@example.com dsops approve "$id"
+for round in 1 2; do
+  python src/traffic.py "$url" data/credit-eval.csv --requests 300 > /dev/null
+  sleep 5
+  run dsops rollout reconcile
+done
+run dsops rollout status "$id"
+run dsops models alias credit-risk@4 champion --reason "promoted by its canary"
+
+step "20. A broken build goes out as a canary: the live checks catch it and roll it back alone"
+run python src/broken_model.py
+id=$(dsops deploy credit-risk@5 --env prod --reason "hotfix" --json | deploy_id)
+run env DSOPS_USER=omar@example.com dsops approve "$id"
+python src/traffic.py "$url" data/credit-eval.csv --requests 300 > /dev/null
+sleep 5
+run dsops rollout reconcile
+run dsops rollout status "$id"
+run dsops rollout status
+
+step "21. Months later: the applicants change (drift), the true decisions arrive late"
+run python "$here/generate.py" data/live.csv --rows 1500 --seed 9 --drift
+run python src/traffic.py "$url" data/live.csv --requests 1500 --concurrency 16 --labels labels-2.csv
+run dsops feedback labels-2.csv
+run dsops predictions query "SELECT version, role, count(*) AS requests, avg(latency_ms) AS ms FROM predictions GROUP BY ALL ORDER BY version, role"
+
+step "22. The monitor sees the drift: an incident opens and the deployment rolls back by itself"
+sed -n '/^monitors:/,$p' dsops.yaml
+fails dsops monitor run credit-risk-prod
+run dsops incidents ls
+run dsops rollout status
+incident=$(dsops incidents ls --json | python -c "import json, sys; print(json.load(sys.stdin)[0]['id'])")
+run dsops incidents resolve "$incident" --note "rolled back to credit-risk@2; retraining on the new population"
+run dsops drift data:credit@2 data/live.csv --html drift-report.html
+run dsops monitor report credit-risk-prod --html monitor-report.html
+echo "drift report: $work/drift-report.html; monitor report: $work/monitor-report.html"
+
+step "23. The four keys of delivery for this model (DORA)"
+run dsops metrics dora --model credit-risk --env prod --since 1d --by day
+kill -TERM $serve_pid && wait $serve_pid || true
+trap - EXIT
+echo "gateway stopped (prediction log flushed)"
+
+step "24. Consent withdrawn: revoke the first version"
 run dsops data revoke credit@1 --reason "consent withdrawn by customers in ticket 4411"
 run dsops data ls credit
 
-step "19. Every change is in the tamper-evident audit log"
+step "25. Every change is in the tamper-evident audit log"
 run dsops audit ls --limit 10
 run dsops audit verify
 
