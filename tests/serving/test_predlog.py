@@ -306,9 +306,20 @@ def test_feedback_rejects_what_cannot_be_joined(objects: ObjectStore, writers) -
         feedback.append("", "yes")
     with pytest.raises(UsageError, match="no label"):
         feedback.append("r1", None)
+    with pytest.raises(UsageError, match="feedback row 2 needs a non-empty request_id"):
+        feedback.append_many(["a", "", "c"], [1, 1, 1])
+    assert feedback.queue_depth == 0  # all or nothing
     assert feedback.append_many(["a", "b"], [1, 0.5], rows=[0, 1]) == 2
     feedback.flush()
     assert count(objects, "feedback") == 2
+
+
+def test_a_big_feedback_file_goes_through_in_bounded_memory(objects: ObjectStore,
+                                                           writers) -> None:
+    feedback = writers(FeedbackWriter, max_rows=1000, max_pending_rows=1000)
+    assert feedback.append_many([f"r{i}" for i in range(3500)], ["yes"] * 3500) == 3500
+    feedback.close()
+    assert (feedback.dropped_rows, count(objects, "feedback")) == (0, 3500)
 
 
 # --------------------------------------------------------------------------- SQL

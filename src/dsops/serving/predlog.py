@@ -343,23 +343,29 @@ class FeedbackWriter(_SegmentWriter):
                time: datetime | None = None) -> bool:
         """Queue one label (a class label or a number) for the prediction ``request_id``.
 
-        Raises ``UsageError`` for an empty request id or a missing label."""
-        if not isinstance(request_id, str) or not request_id:
-            raise UsageError("feedback needs a non-empty request_id")
-        if label is None:
-            raise UsageError(f"feedback for request {request_id!r} has no label")
-        if not isinstance(row, int) or row < 0:
-            raise UsageError(f"feedback row must be a non-negative integer, not {row!r}")
+        Raises ``UsageError`` for an empty request id, a missing label or a bad row."""
+        _check_feedback(request_id, label, row, "feedback")
         return self._add((request_id, row, time or self._clock.now(), label))
 
     def append_many(self, request_ids: Sequence[str], labels: Sequence[object], *,
                     rows: Sequence[int] | None = None, time: datetime | None = None) -> int:
-        """Queue many labels at once (a feedback file); returns how many were queued."""
+        """Queue many labels at once (a feedback file); returns how many were queued.
+
+        All or nothing: every label is checked before any is queued. Not for the hot
+        path: every ``max_rows`` labels it stores what is waiting, so a file of any size
+        goes through in bounded memory."""
         if len(request_ids) != len(labels) or (rows is not None and len(rows) != len(labels)):
             raise UsageError("feedback: request ids, labels and rows differ in length")
+        positions = rows if rows is not None else [0] * len(labels)
+        for i, (rid, label, row) in enumerate(zip(request_ids, labels, positions, strict=True)):
+            _check_feedback(rid, label, row, f"feedback row {i + 1}")
         when = time or self._clock.now()
-        return sum(self.append(rid, label, row=rows[i] if rows is not None else 0, time=when)
-                   for i, (rid, label) in enumerate(zip(request_ids, labels, strict=True)))
+        queued = 0
+        for rid, label, row in zip(request_ids, labels, positions, strict=True):
+            queued += self.append(rid, label, row=row, time=when)
+            if self.queue_depth >= self.max_rows:
+                self.flush()
+        return queued
 
     def _partitions(self, rows: list[Row]) -> dict[Any, list[Row]]:
         groups: dict[Any, list[Row]] = {}
@@ -380,6 +386,15 @@ class FeedbackWriter(_SegmentWriter):
             pa.array(numbers, pa.float64()),
         ], schema=FEEDBACK_SCHEMA)
         return feedback_key(partition, new_id()), table
+
+
+def _check_feedback(request_id: object, label: object, row: object, where: str) -> None:
+    if not isinstance(request_id, str) or not request_id:
+        raise UsageError(f"{where} needs a non-empty request_id")
+    if label is None:
+        raise UsageError(f"{where} (request {request_id!r}) has no label")
+    if not isinstance(row, int) or isinstance(row, bool) or row < 0:
+        raise UsageError(f"{where}: row must be a non-negative integer, not {row!r}")
 
 
 def _number_text(number: float | None) -> str | None:
