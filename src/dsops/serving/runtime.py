@@ -133,7 +133,7 @@ class ModelRuntime:
             self.types = {n: specs.get(n, "float") for n in self.columns}
             numeric = all(t in MATRIX_TYPES for t in self.types.values())
             covers = signature is None or set(self.columns) >= set(specs)
-            if self.flavor == "sklearn" and numeric and covers:
+            if self.flavor == "sklearn" and numeric and covers and _matrix_agrees(registered, self.columns):
                 self.mode = "matrix"
                 self._int_positions = [i for i, n in enumerate(self.columns) if self.types[n] == "int"]
                 self._predict = raw.predict
@@ -357,6 +357,33 @@ class RuntimePool:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
+def _matrix_agrees(registered: Any, columns: list[str]) -> bool:
+    """Whether the estimator given a bare matrix answers as it does given the DataFrame (a pipeline that
+    selects columns by name does not): checked once, on two rows of zeros, when the version loads."""
+    import pandas as pd
+
+    sample = np.zeros((2, len(columns)))
+    raw = registered.raw
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pairs = [(registered.predict(pd.DataFrame(sample, columns=columns)), raw.predict(sample))]
+            if callable(getattr(raw, "predict_proba", None)):
+                pairs.append((registered.predict_proba(pd.DataFrame(sample, columns=columns)),
+                              raw.predict_proba(sample)))
+    except Exception:
+        return False
+    for expected, got in pairs:
+        expected, got = np.asarray(expected), np.asarray(got)
+        if expected.shape != got.shape:
+            return False
+        if expected.dtype.kind in "fc" and not np.allclose(expected, got, equal_nan=True):
+            return False
+        if expected.dtype.kind not in "fc" and not np.array_equal(expected, got):
+            return False
+    return True
+
 
 def _numeric(data: Any) -> np.ndarray | None:
     """``data`` as a numeric array, or None when it holds anything else (strings, nulls, ragged rows)."""
