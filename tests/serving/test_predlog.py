@@ -393,17 +393,22 @@ def test_bad_sql_is_a_usage_error_with_duckdbs_message(objects: ObjectStore) -> 
 
 
 class FlakyBackend:
-    """The real backend, except that the next ``failures`` log writes fail."""
+    """The real backend, except that the next ``failures`` log writes fail — before the
+    segment is stored, or after (the PUT landed but its answer was lost)."""
 
-    def __init__(self, backend: Backend, failures: int) -> None:
+    def __init__(self, backend: Backend, failures: int, *, after_storing: bool = False) -> None:
         self._backend = backend
         self.failures = failures
+        self.after_storing = after_storing
 
     def put_log(self, key: str, data: bytes) -> None:
-        if self.failures:
+        if self.failures and not self.after_storing:
             self.failures -= 1
             raise StoreError("object store s3://x: upload failed: connection refused")
         self._backend.put_log(key, data)
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("object store s3://x: upload failed: read timeout")
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._backend, name)
@@ -421,11 +426,28 @@ def test_a_failed_write_keeps_the_rows_for_the_next_flush(
             log.flush()
         assert (log.queue_depth, log.write_failures, count(objects)) == (30, 1, 0)
         log.append("r30", "credit", 1, 0.5, inputs={"email": "late@example.com"})
+        assert log.queue_depth == 31
         assert log.flush() == 31
     log.close()
     assert (log.queue_depth, log.rows_written, count(objects)) == (0, 31, 31)
+    assert len(objects.list_logs()) == 2  # the failed segment, then the new row's
     assert "connection refused" in caplog.text and "30 rows" in caplog.text
     assert "example.com" not in caplog.text  # input values are never logged
+
+
+def test_a_write_retried_after_a_lost_answer_stores_no_duplicates(
+    objects: ObjectStore, manual_clock: ManualClock,
+) -> None:
+    flaky = ObjectStore(FlakyBackend(objects.backend, failures=1,  # type: ignore[arg-type]
+                                     after_storing=True))
+    log = PredictionLogWriter(flaky, env="prod", clock=manual_clock, flush_interval_s=3600)
+    for i in range(30):
+        log.append(f"r{i}", "credit", 1, 0.5)
+    with pytest.raises(StoreError, match="read timeout"):
+        log.flush()
+    assert log.flush() == 30
+    log.close()
+    assert count(objects) == 30 and len(objects.list_logs()) == 1
 
 
 def test_close_retries_a_store_that_blinks(objects: ObjectStore, manual_clock: ManualClock,

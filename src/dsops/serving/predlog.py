@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import threading
 import weakref
@@ -76,7 +77,11 @@ class _SegmentWriter:
         self.max_pending_rows = max_pending_rows
         # deque.append and popleft are atomic: appenders never wait for the writer.
         self._rows: deque[Row] = deque()
-        self._retry: list[Row] = []  # rows of segments that failed, written first next time
+        # Segments that could not be stored, kept encoded (a fraction of the rows' memory)
+        # and retried under the same key: a PUT that did land is overwritten, not doubled.
+        self._retry: list[tuple[str, bytes, int]] = []
+        self._retry_rows = 0
+        self._writing = 0  # rows taken off the queue by a write still in progress
         self._write_lock = threading.RLock()  # reentrant: close() may run in a signal handler
         self._wake = threading.Event()
         self._stopping = False
@@ -95,7 +100,7 @@ class _SegmentWriter:
     @property
     def queue_depth(self) -> int:
         """Rows appended and not yet stored (including rows waiting for a retry)."""
-        return len(self._rows) + len(self._retry)
+        return len(self._rows) + self._retry_rows + self._writing
 
     def flush(self) -> int:
         """Store every row appended so far, now; returns how many rows were stored.
@@ -130,7 +135,7 @@ class _SegmentWriter:
         if self._closed:
             raise RuntimeError(f"{self.kind} writer is closed")
         depth = len(self._rows)
-        if depth + len(self._retry) >= self.max_pending_rows:
+        if depth + self._retry_rows >= self.max_pending_rows:
             self.dropped_rows += 1  # the store has been down long enough to fill memory
             if self.dropped_rows == 1 or self.dropped_rows % 10_000 == 0:
                 log.error("%s: %d rows waiting to be stored (limit %d): dropped %d rows so far",
@@ -159,36 +164,35 @@ class _SegmentWriter:
 
     def _write_pending(self) -> int:
         with self._write_lock:
-            rows = self._retry
-            self._retry = []
-            for _ in range(len(self._rows)):
-                rows.append(self._rows.popleft())
-            if not rows:
+            rows = [self._rows.popleft() for _ in range(len(self._rows))]
+            self._writing = len(rows) + self._retry_rows
+            segments, self._retry, self._retry_rows = self._retry, [], 0
+            if not segments and not rows:
                 return 0
             written = 0
-            failed: list[Row] = []
             error: BaseException | None = None
-            for key, data, segment_rows in self._segments(rows):
+            for key, data, count in itertools.chain(segments, self._segments(rows)):
                 try:
                     self._objects.put_log(key, data)
                 except Exception as exc:
-                    failed.extend(segment_rows)
+                    self._retry.append((key, data, count))
+                    self._retry_rows += count
                     error = error or exc
-                    continue
-                written += len(segment_rows)
-                self.segments_written += 1
+                else:
+                    written += count
+                    self.segments_written += 1
+                self._writing -= count
+            self._writing = 0  # rows of segments that could not be encoded were dropped
             self.rows_written += written
-            if failed:
-                self._retry = failed
+            if error is not None:
                 self.write_failures += 1
-                # The type and the store's message only: never a row's values.
-                reason = error.message if isinstance(error, DsopsError) else type(error).__name__
+                reason = _reason(error)
                 if not self._failing:
                     log.warning("%s: cannot store a segment (%s); keeping %d rows in memory "
-                                "and retrying every %g s", self.kind, reason, len(failed),
+                                "and retrying every %g s", self.kind, reason, self._retry_rows,
                                 self.flush_interval_s)
                 self._failing = True
-                raise StoreError(f"{self.kind}: {len(failed)} rows could not be stored: "
+                raise StoreError(f"{self.kind}: {self._retry_rows} rows could not be stored: "
                                  f"{reason}", hint="they are kept and retried")
             if self._failing:
                 log.warning("%s: storing segments again after %d failed attempts",
@@ -196,8 +200,8 @@ class _SegmentWriter:
                 self._failing = False
             return written
 
-    def _segments(self, rows: list[Row]) -> Iterator[tuple[str, bytes, list[Row]]]:
-        """``(key, Parquet bytes, rows)`` of each segment the rows make."""
+    def _segments(self, rows: list[Row]) -> Iterator[tuple[str, bytes, int]]:
+        """``(key, Parquet bytes, row count)`` of each segment the rows make."""
         for partition, group in self._partitions(rows).items():
             try:
                 key, table = self._segment(partition, group)
@@ -208,7 +212,7 @@ class _SegmentWriter:
                 log.error("%s: cannot encode %d rows (%s): dropped", self.kind, len(group),
                           type(exc).__name__)
                 continue
-            yield key, bytes(sink.getvalue()), group
+            yield key, bytes(sink.getvalue()), len(group)
 
     def _partitions(self, rows: list[Row]) -> dict[Any, list[Row]]:
         """Rows grouped by the segment (partition folder) they go to, in append order."""
@@ -217,6 +221,15 @@ class _SegmentWriter:
     def _segment(self, partition: Any, rows: list[Row]) -> tuple[str, pa.Table]:
         """The key and the table of one segment."""
         raise NotImplementedError
+
+
+def _reason(error: BaseException) -> str:
+    """What to say about a failed write: the store's message (no row values can be in it:
+    a DsopsError or an OSError names the store or the path), else only the error type."""
+    if isinstance(error, (DsopsError, OSError)):
+        text = str(error).strip().splitlines()
+        return text[0] if text else type(error).__name__
+    return type(error).__name__
 
 
 def _close_at_exit(ref: weakref.ref[_SegmentWriter]) -> None:
