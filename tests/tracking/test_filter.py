@@ -4,6 +4,8 @@ run against SQLite and PostgreSQL (and 100,000 runs on SQLite)."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,10 +24,11 @@ from dsops.tracking.filter import (
     Field,
     Not,
     Or,
-    compile_filter,
+    SortKey,
     parse_filter,
     parse_sort,
 )
+from dsops.tracking.filter_sql import compile_filter, compile_sort
 
 
 def cmp(target: str, op: str, value: object) -> Comparison:
@@ -197,6 +200,21 @@ def test_blank_sort_is_no_sort() -> None:
     assert parse_sort("  ") == []
 
 
+def test_sort_keys() -> None:
+    assert parse_sort("metrics.auc desc, params.lr, started_at asc") == [
+        SortKey(Field("metrics", "auc"), descending=True), SortKey(Field("params", "lr")),
+        SortKey(Field("attribute", "started_at"))]
+
+
+def test_parsing_imports_no_sqlalchemy() -> None:
+    """A malformed filter is reported before SQLAlchemy (≈0.4 s) is imported."""
+    code = ("import sys; from dsops.tracking.filter import parse_filter; "
+            "parse_filter(\"metrics.auc > 0.8\"); print('sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "False"
+
+
 def test_compile_rejects_a_hand_built_nonsense_comparison() -> None:
     with pytest.raises(UsageError, match=r"metrics\.auc is a number"):
         compile_filter(cmp("metrics.auc", "=", "high"))
@@ -297,7 +315,7 @@ def ids(store: Store, filter_text: str | None = None, sort_text: str = "id") -> 
     if filter_text is not None:
         query = query.where(compile_filter(parse_filter(filter_text)))
     with store.read() as session:
-        return list(session.execute(query.order_by(*parse_sort(sort_text))).scalars())
+        return list(session.execute(query.order_by(*compile_sort(parse_sort(sort_text)))).scalars())
 
 
 def where(predicate: Callable[[FakeRun], bool]) -> list[str]:
@@ -464,7 +482,7 @@ def test_filter_stays_fast_at_100k_runs(tmp_path: Path) -> None:
             "metric and number param": (select(Run).where(compile_filter(parse_filter(
                 "metrics.m0 > 0.99 and params.p1 < 20")))),
             "param filter, metric sort, limit 100": (select(Run).where(compile_filter(parse_filter(
-                "params.p2 >= 50"))).order_by(*parse_sort("metrics.m1 desc")).limit(100)),
+                "params.p2 >= 50"))).order_by(*compile_sort(parse_sort("metrics.m1 desc"))).limit(100)),
         }
         found: dict[str, list[str]] = {}
         for label, query in queries.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -33,12 +34,13 @@ def ls(
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     json_output: JsonOpt = False,
 ) -> None:
-    """List runs, newest first (or as sorted), optionally filtered."""
+    """List runs, newest first (or as sorted), optionally filtered: params and latest
+    metrics (`runs show` has artifacts, lineage and the environment)."""
     from dsops.cli.output import print_json, table, when
 
     runs = _service().list(filter=filter, sort=sort, limit=limit)
     if json_output:
-        print_json(runs)
+        print_json([dataclasses.asdict(r) for r in runs])
         return
     metric_keys = sorted({k for r in runs for k in r.metrics})[:6]
     table("runs", ["id", "name", "status", "started", *metric_keys],

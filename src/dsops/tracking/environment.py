@@ -13,17 +13,31 @@ from typing import Any
 
 
 def git_state(root: Path) -> tuple[str | None, bool | None]:
-    """The HEAD commit and whether the work tree has changes (None, None outside git)."""
+    """The HEAD commit and whether tracked files have changes (None, None outside git or
+    before the first commit).
+
+    One ``git status --porcelain=v2 --branch`` gives both (it was ``rev-parse`` and
+    ``status``: two processes per run). ``--no-optional-locks`` keeps it from refreshing
+    the index, which would take ``index.lock`` under a concurrent ``git add`` or commit.
+    """
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10)
-        if commit.returncode != 0:
-            return None, None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain=v2", "--branch",
+             "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return commit.stdout.strip(), bool(dirty.stdout.strip())
+    if status.returncode != 0:
+        return None, None
+    commit, dirty = None, False
+    for line in status.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line[len("# branch.oid "):].strip()
+        elif line and not line.startswith("#"):
+            dirty = True
+    if commit in (None, "(initial)"):
+        return None, None
+    return commit, dirty
 
 
 def environment_lock() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +25,34 @@ class MetricPoint(BaseModel):
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """A run as listed by ``runs ls``: its attributes, params and latest metrics.
+
+    A plain frozen dataclass, not a pydantic model: a listing builds thousands of them
+    from values the store already typed (validation would cost more than the query).
+    """
+
+    id: str
+    name: str
+    kind: str
+    status: str
+    created_by: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    exit_code: int | None
+    command: str | None
+    git_commit: str | None
+    git_dirty: bool | None
+    error: str | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+
 class RunInfo(BaseModel):
-    """A run as shown by ``runs ls/show`` and returned by the SDK."""
+    """One run in full, as shown by ``runs show`` and returned by the SDK: the fields of
+    ``RunSummary`` plus the environment, artifacts and lineage."""
 
     id: str
     name: str
