@@ -1,0 +1,1 @@
+"""Delivery metrics: the DORA four keys for models (``DoraService`` in ``dora``)."""
