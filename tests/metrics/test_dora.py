@@ -394,6 +394,13 @@ def test_an_empty_history_is_no_data_not_an_error(project: Project) -> None:
     render(r)  # "no data" everywhere renders too
 
 
+def test_a_project_without_environments_has_no_data_yet(store_url: str, make_workspace,  # type: ignore[no-untyped-def]
+                                                         manual_clock: ManualClock) -> None:
+    r = DoraService(make_workspace(store_url=store_url, clock=manual_clock)).report(by="month")
+    assert r.env == "prod" and r.deploys == [] and r.deployment_frequency.tier is None
+    assert [p.period for p in r.periods] == ["2025-10", "2025-11", "2025-12"]
+
+
 def test_bad_requests_are_clear_errors(project: Project) -> None:
     project.train("2026-01-09T00:00", None, 1.0)
     service = DoraService(project.ws)

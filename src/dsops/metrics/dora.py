@@ -108,7 +108,8 @@ class DoraService:
         known = set(self.ws.config.environments)
         if env not in known:
             known |= set(session.execute(select(Deployment.env).distinct()).scalars())
-            if env not in known:
+            # A project with no environment at all has no history yet: "no data", not an error.
+            if known and env not in known:
                 raise NotFound("environment", env, known=known,
                                hint="environments are declared under 'environments:' in dsops.yaml")
 
