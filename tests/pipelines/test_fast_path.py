@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -323,3 +324,25 @@ def test_a_server_store_in_the_environment_takes_the_full_path(sqlite_cli: Cli,
     stages, fast = cli.run()  # back on the project's own store: checked in full once
     assert not fast and actions(stages) == {"prepare": "cached", "train": "cached"}
     fast_on_sqlite(cli, SQLITE)
+
+
+def test_a_key_with_an_input_the_fast_path_does_not_check_is_not_fingerprinted(
+        make_project: Callable[..., Project], monkeypatch: pytest.MonkeyPatch) -> None:
+    import dsops.pipelines.planner as planner
+
+    project = make_project()
+
+    def fingerprinted() -> list[str]:
+        db = sqlite3.connect(project.root / ".dsops" / "state.db")
+        try:
+            return sorted(r[0] for r in db.execute("SELECT stage FROM stage_fingerprints"))
+        finally:
+            db.close()
+
+    assert project.actions() == {"prepare": "run", "train": "run"}
+    assert fingerprinted() == ["prepare", "train"]
+    original = planner.key_components
+    monkeypatch.setattr(planner, "key_components",
+                        lambda *args: {**original(*args), "git_commit": "abc123"})
+    assert project.actions() == {"prepare": "run", "train": "run"}  # a new key
+    assert fingerprinted() == []

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from dsops.workspace import Workspace
 
 FORMAT = 1
+# What a cache key hashes (pipelines/cache.py key_components + the project): recording
+# refuses a key with any other component, so the fast path cannot miss a new input.
+KNOWN_COMPONENTS = frozenset({"command", "wdir", "deps", "params", "env", "project"})
 RACY_NS = 2_000_000_000
 DISABLE_ENV = "DSOPS_FAST_PATH"  # "0": always take the full path
 
@@ -336,6 +339,8 @@ class _Recorder:
         if entry is None or self.env is None:
             return None
         comp = entry.components
+        if set(comp) != KNOWN_COMPONENTS:
+            return None  # the key depends on something this module does not check
         if (comp.get("command"), comp.get("wdir"), comp.get("project"), comp.get("env")) != (
                 stage.command_text(), stage.wdir, self.ws.config.project, self.env):
             return None
