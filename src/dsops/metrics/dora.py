@@ -86,8 +86,12 @@ class DoraService:
             deploys = [e for e in events if e.kind == "promoted" and start <= e.at < end]
             facts = self._facts(session, deploys)
         blamed = _blame(incidents, _stable_intervals(events, end))
+        rollbacks: dict[str, list[_Event]] = defaultdict(list)
+        for event in events:
+            if event.kind == "rolled_back":
+                rollbacks[event.deployment.id].append(event)
         git = GitHistory(self.ws.root)
-        records = [self._record(e, events, blamed, facts, git) for e in deploys]
+        records = [self._record(e, rollbacks[e.deployment.id], blamed, facts, git) for e in deploys]
         window = [self._incident(i, blamed, end) for i in incidents if start <= utc(i.opened_at) < end]
         availability, accuracy = serving_figures(self.ws, env=env, model=model, start=start, end=end)
         return DoraReport(
@@ -170,7 +174,7 @@ class DoraService:
 
     # --- one deploy, one incident ----------------------------------------------------
 
-    def _record(self, promoted: _Event, events: list[_Event], blamed: dict[str, list[Incident]],
+    def _record(self, promoted: _Event, rollbacks: list[_Event], blamed: dict[str, list[Incident]],
                 facts: dict[tuple[str, int], VersionFacts], git: GitHistory) -> DeployRecord:
         d = promoted.deployment
         this = facts[(d.model, d.version)]
@@ -181,8 +185,7 @@ class DoraService:
             lead_s, note = 0.0, f"{note}; it starts after the promotion: counted as 0"
         reasons = [f"rolled back at {e.at:%Y-%m-%d %H:%M} by {e.actor}"
                    + (f": {e.details['reason']}" if e.details.get("reason") else "")
-                   for e in events if e.deployment.id == d.id and e.kind == "rolled_back"
-                   and e.at >= promoted.at]
+                   for e in rollbacks if e.at >= promoted.at]
         reasons += [f"incident {i.id} ({i.monitor}: {i.rule}) opened at {utc(i.opened_at):%Y-%m-%d %H:%M}"
                     for i in blamed.get(d.id, [])]
         return DeployRecord(
