@@ -15,7 +15,7 @@ from dsops.core.progress import Progress
 from dsops.data.status import StatCache
 from dsops.pipelines.cache import StageCache
 from dsops.pipelines.dag import Pipeline
-from dsops.pipelines.fastpath import record_fingerprints
+from dsops.pipelines.fingerprints import record_fingerprints
 from dsops.pipelines.inputs import DepHasher, Params
 from dsops.pipelines.models import PipelineResult, StageResult, StageStatus
 from dsops.pipelines.planner import Planner
