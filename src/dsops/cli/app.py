@@ -46,7 +46,8 @@ def init(
 
 @app.command("status")
 def status(json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
-    """Which declared datasets changed on disk since their latest version."""
+    """What changed on disk: declared datasets since their latest version, and which
+    pipeline stages would run (and why)."""
     from dsops.data.status import run_status_command
 
     raise typer.Exit(run_status_command(json_output=json_output))
