@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, func, not_, or_, select
 
 from dsops.core.errors import UsageError
 from dsops.store.models import Run, RunLatestMetric, RunParam
 from dsops.tracking.filter import (
     And,
+    Comparison,
     Filter,
     Not,
     Or,
@@ -25,54 +26,84 @@ from dsops.tracking.filter import (
     parse_time,
 )
 
+# The Core tables, not the ORM classes: a statement over ORM attributes takes three times
+# as long to build and a third longer to key for SQLAlchemy's compiled cache.
+RUNS = cast(Table, Run.__table__)
+METRICS = cast(Table, RunLatestMetric.__table__)
+PARAMS = cast(Table, RunParam.__table__)
 
 def compile_filter(f: Filter) -> ColumnElement[bool]:
     """The filter as a SQL condition on ``Run``, for ``select(Run).where(...)``."""
     if isinstance(f, And):
-        return and_(*(compile_filter(p) for p in f.parts))
+        keyed = [p for p in f.parts if isinstance(p, Comparison) and p.field.scope != "attribute"]
+        if len(keyed) < 2:
+            return and_(*(compile_filter(p) for p in f.parts))
+        rest = [compile_filter(p) for p in f.parts
+                if not (isinstance(p, Comparison) and p.field.scope != "attribute")]
+        return and_(_nested_in(keyed), *rest)
     if isinstance(f, Or):
         return or_(*(compile_filter(p) for p in f.parts))
     if isinstance(f, Not):
         return not_(compile_filter(f.operand))
-    problem = comparison_problem(f)
-    if problem:
-        raise UsageError(f"invalid filter: {problem[0]}")
-    if f.field.scope == "metrics":
-        value = RunLatestMetric.value
-        return _exists(RunLatestMetric, f.field.name, _compare(value, f.op, _floats(f.value)))
-    if f.field.scope == "params":
-        return _exists(RunParam, f.field.name, _param_condition(f.op, f.value))
+    if f.field.scope != "attribute":
+        return _nested_in([f])
+    _check(f)
     if f.field.name == "started_at":
         return _time_condition(f.op, parse_time(f.value))  # type: ignore[arg-type]
-    return _compare(getattr(Run, f.field.name), f.op, f.value)
+    return _compare(RUNS.c[f.field.name], f.op, f.value)
 
 
-def _exists(table: type[RunLatestMetric] | type[RunParam], key: str,
-            condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    # "Has the key and it satisfies the condition": `!=` never matches runs lacking it.
-    # An IN over the (key, value) index, not a correlated EXISTS: SQLite ran the latter
-    # once per run (37 ms at 10k runs; 10 ms this way).
-    return Run.id.in_(select(table.run_id).where(table.key == key, condition))
+def _nested_in(comparisons: list[Comparison]) -> ColumnElement[bool]:
+    """Metric and param comparisons, all holding: ``runs.id IN (SELECT run_id FROM …
+    WHERE key = ? AND … AND run_id IN (SELECT run_id FROM … ))``, first one outermost.
+
+    "Has the key and it satisfies the condition": `!=` never matches runs lacking it. IN
+    over the (key, value) indexes, not a correlated EXISTS: SQLite ran that once per run
+    (37 ms at 10k runs; 10 ms this way). Nested rather than one IN per comparison: the
+    runs are then looked up only for the ids every comparison let through (10,000 runs,
+    957 with auc > 0.9, 208 of them lgbm: 12 % less time).
+    """
+    for c in comparisons:
+        _check(c)
+    inner: Select[Any] | None = None
+    for c in reversed(comparisons):
+        table: Table
+        if c.field.scope == "metrics":
+            table = METRICS
+            condition = _compare(METRICS.c.value, c.op, _floats(c.value))
+        else:
+            table = PARAMS
+            condition = _param_condition(c.op, c.value)
+        query = select(table.c.run_id).where(table.c.key == c.field.name, condition)
+        inner = query if inner is None else query.where(table.c.run_id.in_(inner))
+    assert inner is not None
+    return RUNS.c.id.in_(inner)
+
+
+def _check(c: Comparison) -> None:
+    problem = comparison_problem(c)
+    if problem:
+        raise UsageError(f"invalid filter: {problem[0]}")
 
 
 def _param_condition(op: str, value: Value | tuple[Value, ...]) -> ColumnElement[bool]:
     """Numbers compare ``run_params.number``, text ``value``, booleans ``lower(value)``.
     A text param differs from every number: ``params.layers != 3`` takes 'auto'."""
     if isinstance(value, tuple):
-        number = RunParam.number
+        number = PARAMS.c.number
         matches = or_(
             # is-not-null first: NOT (NULL IN …) would drop the text params from `not in`.
             and_(number.is_not(None), number.in_([float(v) for v in value if _is_number(v)])),
-            RunParam.value.in_([v for v in value if isinstance(v, str)]),
-            func.lower(RunParam.value).in_([_bool_text(v) for v in value if isinstance(v, bool)]),
+            PARAMS.c.value.in_([v for v in value if isinstance(v, str)]),
+            func.lower(PARAMS.c.value).in_([_bool_text(v) for v in value if isinstance(v, bool)]),
         )
         return matches if op == "in" else not_(matches)
     if isinstance(value, bool):
-        return _compare(func.lower(RunParam.value), op, _bool_text(value))
+        return _compare(func.lower(PARAMS.c.value), op, _bool_text(value))
     if _is_number(value):
-        compared = _compare(RunParam.number, op, float(value))
-        return or_(RunParam.number.is_(None), compared) if op == "!=" else compared
-    return _compare(RunParam.value, op, value)
+        compared = _compare(PARAMS.c.number, op, float(value))
+        return or_(PARAMS.c.number.is_(None), compared) if op == "!=" else compared
+    return _compare(PARAMS.c.value, op, value)
 
 
 def _floats(value: Value | tuple[Value, ...]) -> float | tuple[float, ...]:
@@ -125,7 +156,7 @@ def _like(column: Any, pattern: str) -> ColumnElement[bool]:
 
 def _time_condition(op: str, moment: datetime | date) -> ColumnElement[bool]:
     """Compare started_at with an instant, or with a whole UTC day for a date."""
-    column = Run.started_at
+    column = RUNS.c.started_at
     if isinstance(moment, datetime):
         return _compare(column, op, moment)
     start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
@@ -148,16 +179,16 @@ def _sort_terms(key: SortKey) -> list[ColumnElement[Any]]:
     name = key.field.name
 
     def scalar(table: Any, column: Any) -> Any:
-        return (select(column).where(table.run_id == Run.id, table.key == name)
-                .correlate(Run).scalar_subquery())
+        return (select(column).where(table.c.run_id == RUNS.c.id, table.c.key == name)
+                .correlate(RUNS).scalar_subquery())
 
     if key.field.scope == "metrics":
-        columns = [scalar(RunLatestMetric, RunLatestMetric.value)]
+        columns = [scalar(METRICS, METRICS.c.value)]
     elif key.field.scope == "params":
         # Numbers in numeric order first, then text params in text order, then none.
-        columns = [scalar(RunParam, RunParam.number), scalar(RunParam, RunParam.value)]
+        columns = [scalar(PARAMS, PARAMS.c.number), scalar(PARAMS, PARAMS.c.value)]
     else:
-        columns = [getattr(Run, name)]
+        columns = [RUNS.c[name]]
     return [(c.desc() if key.descending else c.asc()).nulls_last() for c in columns]
 
 

@@ -14,13 +14,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
-from dsops.store.models import LineageEdge, Run, RunArtifact
+from dsops.store.models import LineageEdge, RunArtifact
+from dsops.tracking.filter_sql import RUNS
 from dsops.tracking.models import ArtifactInfo, RunInfo, RunSummary
 
 # Every column but the package list (`environment`, ~200 entries): that is for `show`.
-SUMMARY_COLUMNS = (Run.id, Run.name, Run.kind, Run.status, Run.created_by, Run.started_at,
-                   Run.ended_at, Run.exit_code, Run.command, Run.git_commit, Run.git_dirty,
-                   Run.error)
+# Core columns, not ORM attributes (see filter_sql.RUNS).
+SUMMARY_COLUMNS = tuple(RUNS.c[name] for name in (
+    "id", "name", "kind", "status", "created_by", "started_at", "ended_at", "exit_code",
+    "command", "git_commit", "git_dirty", "error"))
 # Ids per `IN (…)`: under SQLite's historical limit of 999 parameters a statement.
 _IDS_PER_QUERY = 900
 
@@ -38,7 +40,8 @@ def read_summaries(conn: Connection, where: ColumnElement[bool] | None,
 
 def read_run(conn: Connection, run_id: str) -> RunInfo:
     """One run (by its full id) with everything: environment, artifacts, lineage."""
-    row = conn.execute(select(*SUMMARY_COLUMNS, Run.environment).where(Run.id == run_id)).one()
+    row = conn.execute(select(*SUMMARY_COLUMNS, RUNS.c.environment)
+                       .where(RUNS.c.id == run_id)).one()
     (summary,) = _summaries(conn, [row])
     artifacts = [ArtifactInfo(path=path, digest=digest, size=size)
                  for path, digest, size in conn.execute(

@@ -19,6 +19,7 @@ from dsops.store.models import (
     RunMetric,
     RunParam,
 )
+from dsops.tracking.filter_sql import RUNS
 from dsops.tracking.metric_writer import MetricColumns, MetricRow, write_metrics
 from dsops.tracking.models import ArtifactInfo, Comparison, MetricPoint, RunInfo, RunSummary
 from dsops.tracking.run_reader import read_run, read_summaries, utc
@@ -109,7 +110,7 @@ class TrackingService:
             conn = session.connection()
             run_id = _resolve(conn, run_id)
             write_metrics(conn, run_id, metrics)
-            conn.execute(update(Run).where(Run.id == run_id).values(
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
                 status=status, ended_at=self.ws.now(), exit_code=exit_code, error=error))
             self.ws.audit(session, "run.end", f"run:{run_id}",
                           {"status": status, "exit_code": exit_code})
@@ -131,7 +132,7 @@ class TrackingService:
         from dsops.tracking.filter_sql import compile_filter, compile_sort
 
         where = compile_filter(parse_filter(filter)) if filter else None
-        order = [Run.started_at.desc(), Run.id.desc()]
+        order = [RUNS.c.started_at.desc(), RUNS.c.id.desc()]
         if sort:
             order = [*compile_sort(parse_sort(sort)), *order]
         with self.ws.store.read() as session:
@@ -186,14 +187,14 @@ class TrackingService:
 
 def _resolve(conn: Connection, run_id: str) -> str:
     """The full id of the run ``run_id`` names: itself, or a unique prefix or suffix."""
-    if conn.execute(select(Run.id).where(Run.id == run_id)).first() is not None:
+    if conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None:
         return run_id
     if len(run_id) >= 6:
         # A unique prefix, or suffix: UUIDv7s started close together share their
         # leading (time) digits, so listings show the distinguishing tail.
         pattern = run_id.replace("%", "").replace("_", "")
         for like in (pattern + "%", "%" + pattern):
-            matches = conn.execute(select(Run.id).where(Run.id.like(like)).limit(2)).all()
+            matches = conn.execute(select(RUNS.c.id).where(RUNS.c.id.like(like)).limit(2)).all()
             if len(matches) == 1:
                 return str(matches[0][0])
             if len(matches) > 1:
