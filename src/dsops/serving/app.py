@@ -160,7 +160,8 @@ class Gateway:
                 key = (route.model, version)
                 batcher = self.batchers.get(key)
                 runtime = self.pool.get(*key)
-                if batcher is None or (runtime is not None and batcher.predict != runtime.predict_batch):
+                if batcher is None or (runtime is not None and runtime.ready
+                                       and batcher.predict != runtime.predict_batch):
                     self.batchers[key] = self._batcher(route, version)
                 else:
                     batcher.configure(max_batch=route.max_batch, max_wait_us=route.max_wait_us)
