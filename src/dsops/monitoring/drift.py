@@ -38,6 +38,7 @@ __all__ = [
 
 METHOD_NAMES = dm.METHOD_NAMES
 PREDICTION = "prediction"
+DEFAULT_KEY = "*"
 DRIFT_SHARE = 0.5  # Evidently's default dataset-drift share
 WORKERS = min(2, os.cpu_count() or 1)
 
@@ -122,7 +123,9 @@ def compute_drift(reference: Any, current: Any, *, columns: Iterable[str] | None
 
     ``methods``/``thresholds``: one value for every column (a method applies to the
     columns whose kind it supports; the others keep ``auto``), or a mapping from column
-    to value. ``current_prefix``: the current data names reference column ``c`` as
+    to value, ``*`` for the others (a method named for a column must apply to it). A
+    threshold given without a method applies to the method ``auto`` picks, so give both
+    when the kinds differ. ``current_prefix``: the current data names reference column ``c`` as
     ``prefix + c`` (prediction logs store inputs as ``in_c``; the prediction column keeps
     its name). An empty current gives a report with status ``no_data``, not an error.
     """
@@ -140,7 +143,7 @@ def compute_drift(reference: Any, current: Any, *, columns: Iterable[str] | None
         [c for c in profile.columns if c != profile.prediction]
     if profile.prediction is not None and profile.prediction not in selected:
         selected.append(profile.prediction)
-    method_for, threshold_for = _settings(profile, selected, methods, thresholds)
+    method_for, threshold_for = _settings(selected, methods, thresholds)
 
     source = open_source(current, name="current")
     current_types = {f.name: f.type for f in source.schema}
@@ -214,13 +217,13 @@ def _consume(source: BatchSource, names: Mapping[str, str], sketches: Mapping[st
     return source.num_rows
 
 
-def _settings(profile: ReferenceProfile, selected: list[str],
-              methods: str | Mapping[str, str] | None,
+def _settings(selected: list[str], methods: str | Mapping[str, str] | None,
               thresholds: float | Mapping[str, float] | None) -> tuple[Any, Any]:
-    """Per-column method and threshold lookups, validated."""
+    """Per-column method and threshold lookups, validated. A mapping's ``*`` key is the
+    default of the columns it does not name (a method there applies where it can)."""
     def known(mapping: Mapping[str, Any], what: str) -> None:
         for name in mapping:
-            if name not in selected:
+            if name != DEFAULT_KEY and name not in selected:
                 raise NotFound("column", name, known=selected, hint=f"in the {what} settings")
 
     if isinstance(methods, Mapping):
@@ -233,13 +236,16 @@ def _settings(profile: ReferenceProfile, selected: list[str],
         known(thresholds, "threshold")
 
     def method_for(column: str) -> tuple[str, bool]:
+        """The method, and whether it was named for this very column (then it must apply)."""
         if isinstance(methods, Mapping):
-            return methods.get(column, dm.AUTO), column in methods
+            if column in methods:
+                return methods[column], True
+            return methods.get(DEFAULT_KEY, dm.AUTO), False
         return methods or dm.AUTO, False
 
     def threshold_for(column: str) -> float | None:
         if isinstance(thresholds, Mapping):
-            return thresholds.get(column)
+            return thresholds.get(column, thresholds.get(DEFAULT_KEY))
         return thresholds
 
     return method_for, threshold_for
@@ -261,7 +267,7 @@ def _column_result(profile: ReferenceProfile, column: str, current_type: pa.Data
         return ColumnDrift(**base, status="type_mismatch",
                            message=f"type mismatch: reference {ref_type}, current {current_type}")
     assert cur is not None
-    quality = _quality(ref, cur, current_rows)
+    quality = _quality(ref, cur)
     base.update(current_count=cur.count, quality=quality)
     if current_rows == 0:
         return ColumnDrift(**base, status="no_data", message="no data")
@@ -310,29 +316,29 @@ def _column_result(profile: ReferenceProfile, column: str, current_type: pa.Data
         error_bound=statistic.error_bound, histogram=histogram)
 
 
-def _quality(ref: Sketch, cur: Sketch, current_rows: int) -> ColumnQuality:
+def _quality(ref: Sketch, cur: Sketch) -> ColumnQuality:
     ref_null = ref.missing / ref.rows if ref.rows else None
     cur_null = cur.missing / cur.rows if cur.rows else None
     change = cur_null - ref_null if cur_null is not None and ref_null is not None else None
     if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch):
         out = (cur.below + cur.above) / cur.count if cur.count else None
-        return ColumnQuality(ref_null, cur_null, change, out_of_range_share=out,
+        return ColumnQuality(cur_null, ref_null, change, out_of_range_share=out,
                              reference_min=ref.min if ref.count else None,
                              reference_max=ref.max if ref.count else None)
     if isinstance(ref, CategorySketch) and isinstance(cur, CategorySketch):
         unseen = {k: n for k, n in cur.counts.items() if k not in ref.counts}
         share = sum(unseen.values()) / cur.count if cur.count else None
         examples = [str(k) for k, _ in sorted(unseen.items(), key=lambda kv: -kv[1])[:5]]
-        return ColumnQuality(ref_null, cur_null, change, unseen_share=share,
+        return ColumnQuality(cur_null, ref_null, change, unseen_share=share,
                              unseen_examples=examples)
-    return ColumnQuality(ref_null, cur_null, change)
+    return ColumnQuality(cur_null, ref_null, change)
 
 
 def _report(profile: ReferenceProfile, results: list[ColumnDrift], rows: int,
             drift_share: float) -> DriftReport:
     prediction = next((r for r in results if r.column == profile.prediction), None)
-    features = [r for r in results if r.column != profile.prediction]
-    compared = [r for r in features if r.drifted is not None]
+    features = {r.column: r for r in results if r.column != profile.prediction}
+    compared = [r for r in features.values() if r.drifted is not None]
     drifted = [r.column for r in compared if r.drifted]
     if rows == 0:
         return DriftReport(profile.rows, 0, "no_data", features, prediction, [], 0, 0, None,

@@ -49,8 +49,8 @@ class Method:
         if score is None or math.isnan(score):
             return False
         if self.test:
-            return score <= threshold if self.inclusive else score < threshold
-        return score >= threshold
+            return bool(score <= threshold if self.inclusive else score < threshold)
+        return bool(score >= threshold)
 
 
 _BOTH = frozenset({"numeric", "categorical"})

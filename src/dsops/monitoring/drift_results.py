@@ -28,12 +28,13 @@ class Histogram:
 class ColumnQuality:
     """Data quality of the current column against the reference.
 
-    Shares are of rows (nulls) or of non-null values (the rest); ``out_of_range_share``
+    ``null_share`` is the current data's share of null (or NaN/±inf) rows, next to the
+    reference's; the other shares are of non-null values: ``out_of_range_share``
     counts values outside the reference's [min, max] (numeric columns), ``unseen_share``
     values whose category the reference never had (categorical columns)."""
 
+    null_share: float | None
     reference_null_share: float | None
-    current_null_share: float | None
     null_share_change: float | None
     out_of_range_share: float | None = None
     unseen_share: float | None = None
@@ -82,7 +83,7 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """The drift of a dataset: every compared column, the prediction column apart.
+    """The drift of a dataset: every compared column by name, the prediction column apart.
 
     ``drifted_share`` is the share of compared feature columns that drifted (None when
     the current data has no rows); ``dataset_drift`` is ``drifted_share >= drift_share``,
@@ -92,7 +93,7 @@ class DriftReport:
     reference_rows: int
     current_rows: int
     status: str  # ok | no_data
-    columns: list[ColumnDrift]
+    columns: dict[str, ColumnDrift]
     prediction: ColumnDrift | None
     drifted_columns: list[str]
     drifted_count: int
@@ -112,7 +113,7 @@ class DriftReport:
 
     def all_columns(self) -> list[ColumnDrift]:
         """Feature columns, then the prediction column if any."""
-        return self.columns + ([self.prediction] if self.prediction is not None else [])
+        return list(self.columns.values()) + ([self.prediction] if self.prediction else [])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable values (non-finite numbers become None)."""
