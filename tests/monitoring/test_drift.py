@@ -277,7 +277,7 @@ def test_inputs_of_every_kind(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such file"):
         compute_drift(table, tmp_path / "missing.parquet")
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(UsageError, match="bad.parquet: not a readable Parquet file"):
+    with pytest.raises(UsageError, match=r"bad\.parquet: not a readable Parquet file"):
         compute_drift(table, tmp_path / "bad.parquet")
 
 
