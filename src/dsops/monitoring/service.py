@@ -65,12 +65,15 @@ class MonitorService:
             self._config(monitor)
         return [self._evaluate(monitor, now or self.ws.now()) for monitor in names]
 
-    def run_due(self, now: datetime | None = None) -> list[MonitorResult]:
-        """Evaluate the monitors whose last evaluation is older than their ``every``."""
+    def run_due(self, now: datetime | None = None, *, env: str | None = None) -> list[MonitorResult]:
+        """Evaluate the monitors (of ``env``, if given) whose last evaluation is older than
+        their ``every``."""
         now = now or self.ws.now()
         due = []
         with self.ws.store.read() as session:
             for name, config in sorted(self.ws.config.monitors.items()):
+                if env and config.deployment.split("/")[0] != env:
+                    continue
                 last = session.execute(select(MonitorEvaluation.at)
                                        .where(MonitorEvaluation.monitor == name)
                                        .order_by(MonitorEvaluation.at.desc()).limit(1)).scalar()

@@ -115,27 +115,34 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _reconcile_forever(ws: Any, stop: threading.Event, every_s: float, say: Callable[[str], None]) -> None:
-    """Advance due rollouts every ``every_s`` seconds, in this process only."""
+    """Every ``every_s`` seconds, in this process only: advance due rollouts, then evaluate
+    the monitors of this environment whose schedule (``every``) has come."""
+    from dsops.monitoring.service import MonitorService
     from dsops.rollout.service import RolloutService
 
-    service = RolloutService(ws)
-    failing = False
+    service, monitors = RolloutService(ws), MonitorService(ws)
+    env = os.environ.get(ENV_VAR, "")
+    failing: set[str] = set()
     while not stop.wait(every_s):
-        reconcile = getattr(service, "reconcile", None)
-        if reconcile is None:
-            continue
-        try:
-            changed = reconcile(ws.clock.now())
-        except Exception as exc:  # the gateway keeps serving; the next tick tries again
-            if not failing:
-                log.warning("rollout reconcile failed: %s", exc)
-            failing = True
-            continue
-        failing = False
-        for info in changed or []:
-            say(f"rollout {info.id}: {info.model}@{info.version} in {info.env} is {info.status}"
-                + (f" at {info.weight}%" if info.status == "progressing" else "")
-                + (f" ({info.reason})" if getattr(info, "reason", None) else ""))
+        for task in ("rollouts", "monitors"):
+            try:
+                if task == "rollouts":
+                    for info in service.reconcile(ws.clock.now()):
+                        say(f"rollout {info.id}: {info.model}@{info.version} in {info.env} is "
+                            f"{info.status}" + (f" at {info.weight}%" if info.status == "progressing"
+                                                else "") + (f" ({info.reason})" if info.reason else ""))
+                else:
+                    for result in monitors.run_due(ws.clock.now(), env=env):
+                        if result.status == "firing":
+                            say(f"monitor {result.monitor}: "
+                                + "; ".join(r.rule for r in result.rules if r.firing))
+            except Exception as exc:  # the gateway keeps serving; the next tick tries again
+                if task not in failing:
+                    log.warning("%s: %s", "rollout reconcile failed" if task == "rollouts"
+                                else "monitor evaluation failed", exc)
+                failing.add(task)
+                continue
+            failing.discard(task)
 
 
 def _log_to_stderr() -> None:
