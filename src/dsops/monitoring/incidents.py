@@ -176,10 +176,14 @@ class IncidentService:
 
 
 def _info(row: Incident) -> IncidentInfo:
+    def at(value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
     return IncidentInfo(
         id=row.id, monitor=row.monitor, rule=row.rule, status=row.status, severity=row.severity,
         env=row.env, model=row.model, version=row.version, deployment_id=row.deployment_id,
-        opened_at=row.opened_at, last_fired_at=row.last_fired_at, healthy_since=row.healthy_since,
-        acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
-        resolved_at=row.resolved_at, resolved_by=row.resolved_by, note=row.note,
-        evidence=dict(row.evidence), actions=list(row.actions))
+        opened_at=as_utc(row.opened_at), last_fired_at=as_utc(row.last_fired_at),
+        healthy_since=at(row.healthy_since), acknowledged_at=at(row.acknowledged_at),
+        acknowledged_by=row.acknowledged_by, resolved_at=at(row.resolved_at),
+        resolved_by=row.resolved_by, note=row.note, evidence=dict(row.evidence),
+        actions=list(row.actions))

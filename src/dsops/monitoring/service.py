@@ -190,20 +190,19 @@ class MonitorService:
         reference, features, predictions = self._reference(config, model, version)
         if reference is None:
             return {}, {}
-        current = {f: table[f"in_{f}"] for f in features if f"in_{f}" in table.column_names}
-        if not current:
+        features = [f for f in features if f"in_{f}" in table.column_names]
+        if not features:
             return {}, {}
-        import pyarrow as pa
-
-        current_table = pa.table(current)
-        report = compute_drift(reference.select(list(current)), current_table,
-                               methods={**{c: config.drift.method for c in current},
-                                        **config.drift.methods} if config.drift.method != "auto"
-                               else (config.drift.methods or None),
+        report = compute_drift(reference, table, columns=features, current_prefix="in_",
+                               methods={"*": config.drift.method, **config.drift.methods},
                                thresholds=config.drift.thresholds or None).to_dict()
         per_column = {name: _column_values(col) for name, col in report["columns"].items()}
-        values = {"drifted_share": float(report["drifted_share"]),
-                  "drifted_count": float(len(report.get("drifted_columns", [])))}
+        values: dict[str, Any] = {"drifted_count": float(report.get("drifted_count") or 0)}
+        if report.get("drifted_share") is not None:
+            values["drifted_share"] = float(report["drifted_share"])
+        failed = self._expectations_failed(config, model, version, table, features)
+        if failed is not None:
+            values["expectations_failed"] = float(failed)
         if predictions is not None and "prediction" in table.column_names:
             live = table["prediction"].to_numpy(zero_copy_only=False)
             if "prediction_label" in table.column_names and table["prediction"].null_count == len(table):
@@ -213,6 +212,24 @@ class MonitorService:
             values["prediction_drift"] = psi(predictions, live)
             per_column["prediction"] = {"psi": values["prediction_drift"]}
         return values, per_column
+
+    def _expectations_failed(self, config: MonitorConfig, model: str, version: int, table: Any,
+                             features: list[str]) -> int | None:
+        """How many of the reference dataset's column expectations the live inputs fail."""
+        from dsops.core.refs import Ref
+        from dsops.data.expectations import check_expectations
+        from dsops.registry.service import RegistryService
+
+        ref = config.reference or next(iter(RegistryService(self.ws).show(
+            f"{model}@{version}").datasets), None)
+        declared = self.ws.config.datasets.get(Ref.parse(ref).name) if ref else None
+        checks = [e for e in (declared.expectations if declared else [])
+                  if e.column in features]
+        if not checks:
+            return None
+        inputs = table.select([f"in_{f}" for f in features]).rename_columns(features)
+        report = check_expectations(inputs, checks)
+        return sum(1 for check in report["checks"] if not check["passed"])
 
     def _reference(self, config: MonitorConfig, model: str, version: int) -> tuple[Any, list[str], Any]:
         """The reference table (declared, else the version's training data), the model's
