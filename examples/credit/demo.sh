@@ -121,18 +121,31 @@ trap 'kill -TERM $serve_pid 2>/dev/null || true' EXIT
 sed -n '/^environments:/,/^monitors:/p' dsops.yaml | head -n 16
 # The first version in an environment has nothing to compare with: deployed directly.
 deploy_id() { python -c "import json, sys; print(json.load(sys.stdin)['id'])"; }
+# The gateway's controller runs the analysis every 5 s; wait until the rollout settles.
+wait_rollout() {
+  for _ in $(seq 120); do
+    status=$(dsops rollout status "$1" --json | python -c "import json, sys; print(json.load(sys.stdin)['status'])")
+    case "$status" in promoted|rolled_back|aborted) break ;; esac
+    python src/traffic.py "$url" data/credit-eval.csv --requests 100 > /dev/null
+    sleep 1
+  done
+  run dsops rollout status "$1"
+}
 id=$(dsops deploy credit-risk@champion --env prod --strategy direct --json | deploy_id)
 echo "deployment $id waits for a second pair of eyes:"
 fails dsops approve "$id"
 run env DSOPS_USER=omar@example.com dsops approve "$id" --comment "gate passed, card reviewed"
+# The gateway picks deployments up by itself (it re-reads the routes every second).
 python - "$url" <<'PY'
 import sys, time, urllib.request
-for _ in range(300):
+for _ in range(600):
     try:
-        urllib.request.urlopen(sys.argv[1] + "/v2/health/ready", timeout=1)
+        urllib.request.urlopen(sys.argv[1] + "/v2/models/credit-risk/ready", timeout=1)
         break
     except Exception:
         time.sleep(0.2)
+else:
+    sys.exit("the gateway did not get ready: see serve.log")
 PY
 run python src/traffic.py "$url" data/credit-eval.csv --requests 300 --labels labels-1.csv
 run curl -s -X POST "$url/v2/models/credit-risk/infer" -H 'content-type: application/json' \
@@ -151,22 +164,16 @@ run dsops run
 run dsops gate credit-risk@4
 id=$(dsops deploy credit-risk@4 --env prod --json | deploy_id)
 run env DSOPS_USER=omar@example.com dsops approve "$id"
-for round in 1 2; do
-  python src/traffic.py "$url" data/credit-eval.csv --requests 300 > /dev/null
-  sleep 5
-  run dsops rollout reconcile
-done
-run dsops rollout status "$id"
+echo "sending traffic while the canary is analysed …"
+wait_rollout "$id"
 run dsops models alias credit-risk@4 champion --reason "promoted by its canary"
 
 step "20. A broken build goes out as a canary: the live checks catch it and roll it back alone"
 run python src/broken_model.py
 id=$(dsops deploy credit-risk@5 --env prod --reason "hotfix" --json | deploy_id)
 run env DSOPS_USER=omar@example.com dsops approve "$id"
-python src/traffic.py "$url" data/credit-eval.csv --requests 300 > /dev/null
-sleep 5
-run dsops rollout reconcile
-run dsops rollout status "$id"
+echo "sending traffic while the canary is analysed …"
+wait_rollout "$id"
 run dsops rollout status
 
 step "21. Months later: the applicants change (drift), the true decisions arrive late"
@@ -182,7 +189,8 @@ run dsops incidents ls
 run dsops rollout status
 incident=$(dsops incidents ls --json | python -c "import json, sys; print(json.load(sys.stdin)[0]['id'])")
 run dsops incidents resolve "$incident" --note "rolled back to credit-risk@2; retraining on the new population"
-run dsops drift data:credit@2 data/live.csv --html drift-report.html
+run dsops drift data:credit@2 data/live.csv --columns age,sex,region,income,loan_amount,purpose \
+  --html drift-report.html
 run dsops monitor report credit-risk-prod --html monitor-report.html
 echo "drift report: $work/drift-report.html; monitor report: $work/monitor-report.html"
 
