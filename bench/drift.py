@@ -9,9 +9,10 @@ generated with a fixed seed under ``bench/.work/drift`` (15 numeric columns — 
 log-normal, uniform, exponential and integer ages, three of each — and 5 string
 categorical columns with 3 to 19 categories; in the current file 5 numeric columns are
 shifted by half a standard deviation, the ages by 8 years). Then, each in its own
-process, so each has its own peak memory (``os.wait4``'s ``ru_maxrss`` of that child):
+process, so each has its own peak memory:
 
-1. dsops: ``compute_drift(ref_path, cur_path)`` in the project's venv.
+1. dsops: ``compute_drift(ref_path, cur_path)`` in the project's venv (median of
+   ``--dsops-reps`` runs).
 2. Evidently 0.7: both files read with ``pandas.read_parquet``, then
    ``Report([DataDriftPreset()]).run(current, reference)``, in ``bench/.venv-evidently``
    (created here with ``pip install 'evidently==0.7.23' 'pandas<3'``: Evidently 0.7.23
@@ -20,9 +21,10 @@ process, so each has its own peak memory (``os.wait4``'s ``ru_maxrss`` of that c
    ``scipy.stats.wasserstein_distance`` / ``ks_2samp`` or ``jensenshannon`` /
    ``chisquare`` of the value counts, as Evidently picks them.
 
-Each process reports the time of its work (reading and comparing, imports excluded) and
-the columns it found drifted; the parent measures wall time (interpreter start and
-imports included), CPU time and peak RSS. Targets at 1,000,000 rows: dsops ≥ 50× faster
+Each process reports the time of its work (reading and comparing, imports excluded), the
+columns it found drifted and its peak RSS (``VmHWM``: ``ru_maxrss`` would also count
+the parent's pages between fork and exec); the parent measures wall time (interpreter
+start and imports included) and CPU time. Targets at 1,000,000 rows: dsops ≥ 50× faster
 than Evidently (work time), ≤ 1/5 of its peak memory, and the same drifted columns.
 
 Results: a table on stdout and ``bench/results/drift.json``.
@@ -108,7 +110,7 @@ def worker_dsops(ref: str, cur: str) -> dict[str, Any]:
             "drifted": sorted(report.drifted_columns),
             "columns": {c.column: {"method": c.method, "score": c.score,
                                    "error_bound": c.error_bound}
-                        for c in report.columns}}
+                        for c in report.columns.values()}}
 
 
 def worker_evidently(ref: str, cur: str) -> dict[str, Any]:
@@ -176,6 +178,15 @@ def worker_scipy(ref: str, cur: str) -> dict[str, Any]:
 WORKERS = {"dsops": worker_dsops, "evidently": worker_evidently, "scipy": worker_scipy}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 # --- measuring ------------------------------------------------------------------------------
 
 
@@ -194,8 +205,10 @@ def run_worker(python: Path, tool: str, ref: Path, cur: Path) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{tool} worker failed ({proc.returncode}):\n{err.decode()[-3000:]}")
     result = json.loads(out.decode().strip().splitlines()[-1])
+    # ru_maxrss of a child also counts the parent's pages it had between fork and exec;
+    # the child's own VmHWM (reported by the worker) does not.
     return result | {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-                     "peak_rss_mb": usage.ru_maxrss / 1024}
+                     "ru_maxrss_mb": usage.ru_maxrss / 1024}
 
 
 def evidently_python() -> tuple[Path | None, str]:
@@ -283,7 +296,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 100_000, 1_000])
-    parser.add_argument("--reps", type=int, default=1, help="runs per tool and size (median)")
+    parser.add_argument("--reps", type=int, default=1,
+                        help="runs of Evidently and the SciPy loop per size (median)")
+    parser.add_argument("--dsops-reps", type=int, default=3, help="runs of dsops per size (median)")
     parser.add_argument("--no-evidently", action="store_true", help="skip Evidently")
     parser.add_argument("--no-scipy", action="store_true", help="skip the SciPy loop")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write results")
@@ -292,7 +307,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         tool, ref, cur = args.worker
-        print(json.dumps(WORKERS[tool](ref, cur)))
+        if tool == "generate":
+            generate(int(ref), Path(cur))
+            return
+        print(json.dumps(WORKERS[tool](ref, cur) | {"peak_rss_mb": peak_rss_mb()}))
         return
 
     started = time.perf_counter()
@@ -306,16 +324,19 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     try:
         for n in args.rows:
-            ref, cur = generate(n, WORK)
+            # In a child: the parent stays small, and no child inherits its pages.
+            subprocess.run([sys.executable, __file__, "--worker", "generate", str(n), str(WORK)],
+                           check=True)
+            ref, cur = generate(n, WORK)  # the paths (the files exist now)
             print(f"[{n:,} rows × 20 columns] {ref.stat().st_size / 2**20:.0f} MB + "
                   f"{cur.stat().st_size / 2**20:.0f} MB Parquet", flush=True)
-            results = {"dsops": median_run(Path(sys.executable), "dsops", ref, cur, args.reps)}
+            results = {"dsops": median_run(Path(sys.executable), "dsops", ref, cur, args.dsops_reps)}
             print(f"  dsops {results['dsops']['work_s']:.3f} s", flush=True)
             if ev_python is not None:
                 results["evidently"] = median_run(ev_python, "evidently", ref, cur, args.reps)
                 print(f"  Evidently {results['evidently']['work_s']:.1f} s", flush=True)
             if not args.no_scipy:
-                results["scipy"] = median_run(Path(sys.executable), "scipy", ref, cur, 1)
+                results["scipy"] = median_run(Path(sys.executable), "scipy", ref, cur, args.reps)
                 print(f"  SciPy loop {results['scipy']['work_s']:.1f} s", flush=True)
             ev = results.get("evidently")
             for tool, r in results.items():

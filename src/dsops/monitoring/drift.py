@@ -194,9 +194,11 @@ def _consume(source: BatchSource, names: Mapping[str, str], sketches: Mapping[st
     rows × 20 columns: 54 MB over the interpreter instead of 266 MB), and the columns run
     in ``WORKERS`` threads (NumPy and Arrow release the GIL for most of the work).
     """
+    if not sketches and source.num_rows is not None:
+        return source.num_rows
     if not source.columnar or source.num_rows is None or len(sketches) < 2:
         rows = 0
-        wanted = list(dict.fromkeys(names.values()))
+        wanted = list(dict.fromkeys(names.values())) or source.schema.names[:1]
         for chunk in source.read(wanted, chunk_rows):
             rows += chunk.num_rows
             for column, sketch in sketches.items():

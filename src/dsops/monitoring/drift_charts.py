@@ -16,9 +16,10 @@ CHART_RANGE = (0.005, 0.995)  # quantiles of each side: outliers go to the end b
 
 
 def numeric_histogram(ref: NumericSketch, cur: NumericSketch, *, bins: int = CHART_BINS) -> Histogram:
-    """Equal-width bins over the central 99 % of both samples; values beyond are counted
-    in the end bins. From raw values when small, else from the sketch's bins (each bin's
-    values placed at their mean: a chart bin edge may be off by one fine bin)."""
+    """Equal-width bins over the central 99 % of both samples (whole-number widths for
+    integer columns); values beyond are counted in the end bins. From raw values when
+    small, else from the sketch's bins (each bin's values placed at their mean: a chart bin
+    edge may be off by one fine bin)."""
     ref_values, ref_counts = _weighted(ref)
     cur_values, cur_counts = _weighted(cur)
     lows, highs = [], []
@@ -27,9 +28,14 @@ def numeric_histogram(ref: NumericSketch, cur: NumericSketch, *, bins: int = CHA
         lows.append(lo)
         highs.append(hi)
     lo, hi = min(lows), max(highs)
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, bins + 1)
+    if ref.integer and cur.integer:  # whole numbers: bins of whole widths, centred on values
+        width = max(1, int(np.ceil((np.ceil(hi) - np.floor(lo) + 1) / bins)))
+        edges = np.arange(np.floor(lo) - 0.5, np.ceil(hi) + 0.5 + width, width)
+        lo, hi = float(edges[0]), float(edges[-1])
+    else:
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
 
     def shares(values: np.ndarray, counts: np.ndarray) -> list[float]:
         h = np.histogram(np.clip(values, lo, hi), edges, weights=counts)[0]

@@ -10,6 +10,7 @@ the file opens without a network.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,9 @@ def render_html(report: DriftReport, *, reference: str, current: str) -> str:
         summary += "</p>"
         columns = [c for c in report.all_columns() if c.score is not None]
         if columns:
-            parts.append("<h2>Drift score by column</h2><p class='note'>For tests (KS, "
-                         "chi-square, z) the score is the p-value: drift below the mark. For "
-                         "distances, drift at or above it.</p>")
+            parts.append("<h2>Drift score by column</h2><p class='note'>Tests (KS, "
+                         "chi-square, z) score their p-value: drift below the mark. Distances "
+                         "drift at or above it.</p>")
             parts.append(figure_html(_summary_figure(columns)))
         for c in report.all_columns():
             if c.histogram is not None:
@@ -103,19 +104,34 @@ def _table(report: DriftReport) -> str:
 
 
 def _summary_figure(columns: list[ColumnDrift]) -> Any:
-    import plotly.graph_objects as go
+    """Scores against thresholds: distances on a linear axis, p-values (tests) on a log
+    axis (clipped at 1e-16), each group in its own panel when both are present."""
+    from plotly.subplots import make_subplots
 
-    names = [html.escape(c.column) for c in columns]
-    figure = go.Figure()
-    figure.add_bar(x=names, y=[c.score for c in columns], name="score",
-                   marker_color=[DRIFT_COLOUR if c.drifted else STABLE_COLOUR for c in columns],
-                   hovertext=[html.escape(f"{c.method}: {_fmt(c.score)}") for c in columns],
-                   hoverinfo="text+x")
-    figure.add_scatter(x=names, y=[c.threshold for c in columns], mode="markers", name="threshold",
-                       marker={"symbol": "line-ew-open", "size": 28, "color": "black",
-                               "line": {"width": 3}})
-    figure.update_layout(template="plotly_white", height=360, showlegend=True,
-                         margin={"t": 20, "b": 40}, yaxis_title="score")
+    groups = [(title, [c for c in columns if (c.method in TESTS) == is_test])
+              for title, is_test in (("distance (drift at or above the mark)", False),
+                                      ("p-value (drift below the mark)", True))]
+    groups = [(title, members) for title, members in groups if members]
+    figure = make_subplots(rows=1, cols=len(groups), subplot_titles=[t for t, _ in groups],
+                           column_widths=[len(m) for _, m in groups], horizontal_spacing=0.08)
+    for i, (title, members) in enumerate(groups, start=1):
+        names = [html.escape(c.column) for c in members]
+        test = title.startswith("p-value")
+        scores = [max(c.score or 0.0, 1e-16) if test else c.score for c in members]
+        figure.add_bar(x=names, y=scores, name="score", showlegend=i == 1,
+                       marker_color=[DRIFT_COLOUR if c.drifted else STABLE_COLOUR for c in members],
+                       hovertext=[html.escape(f"{c.method}: {_fmt(c.score)}") for c in members],
+                       hoverinfo="text+x", row=1, col=i)
+        figure.add_scatter(x=names, y=[c.threshold for c in members], mode="markers",
+                           name="threshold", showlegend=i == 1, row=1, col=i,
+                           marker={"symbol": "line-ew-open", "size": 24, "color": "black",
+                                   "line": {"width": 3}})
+        if test:
+            low = min(min(scores), min(c.threshold or 1.0 for c in members))
+            figure.update_yaxes(type="log", range=[math.floor(math.log10(low)) - 0.5, 0.1],
+                                row=1, col=i)
+    figure.update_layout(template="plotly_white", height=380, margin={"t": 60, "b": 40},
+                         legend={"orientation": "h", "y": 1.15, "x": 0})
     return figure
 
 
@@ -136,7 +152,8 @@ def _histogram_figure(c: ColumnDrift) -> Any:
     figure.add_bar(x=x, y=h.current, name="current", marker_color=CURRENT_COLOUR, opacity=0.6,
                    width=width)
     figure.update_layout(template="plotly_white", height=300, barmode="overlay",
-                         margin={"t": 10, "b": 40}, yaxis_title="share", yaxis_tickformat=".0%")
+                         margin={"t": 30, "b": 40}, yaxis_title="share", yaxis_tickformat=".0%",
+                         legend={"orientation": "h", "y": 1.12, "x": 0})
     return figure
 
 
