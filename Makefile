@@ -29,6 +29,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/data_add.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/tracking.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/pipeline.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) examples/credit/work .pytest_cache
