@@ -59,6 +59,24 @@ def test_large_wasserstein_is_within_the_stated_bound_of_scipy(make: Any) -> Non
     assert column.error_bound < 0.01 * max(expected, 0.01)
 
 
+@pytest.mark.parametrize("make", [
+    lambda g, n: np.where(g.random(n) < 0.9, 0.0, g.exponential(3, n)),  # zero-inflated
+    lambda g, n: 1e9 + g.normal(0, 1, n),  # far from zero: sums kept relative to the bins
+    lambda g, n: g.pareto(1.0, n),  # heavy tail: most values in a few cells
+    lambda g, n: np.sort(g.normal(0, 1, n)),  # ordered: bins from the first values only
+])
+def test_binned_statistics_hold_their_bounds_on_awkward_data(make: Any) -> None:
+    ref, cur = make(rng(16), 40_000), make(rng(17), 30_000)
+    for shift in (0.0, 0.3 * float(np.std(cur))):
+        report = compute_drift(pa.table({"x": ref}), pa.table({"x": cur + shift}),
+                               methods={"x": "ks"})
+        column = report.column("x")
+        assert 0 <= ks_2samp(ref, cur + shift).statistic - column.statistic <= column.error_bound
+        column = compute_drift(pa.table({"x": ref}), pa.table({"x": cur + shift})).column("x")
+        expected = wasserstein_distance(ref, cur + shift) / np.std(ref)
+        assert abs(column.statistic - expected) <= column.error_bound + 1e-9 * expected
+
+
 def test_binned_ks_is_within_its_bound_of_scipy() -> None:
     ref, cur = rng(5).normal(0, 1, 40_000), rng(6).normal(0.02, 1.1, 30_000)
     column = compute_drift(pa.table({"x": ref}), pa.table({"x": cur}), methods="ks").column("x")

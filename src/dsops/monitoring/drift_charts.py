@@ -58,12 +58,19 @@ def category_histogram(ref: Mapping[Any, int], cur: Mapping[Any, int], *,
     shown = order[:top]
     ref_shares = [ref.get(k, 0) / ref_total for k in shown]
     cur_shares = [cur.get(k, 0) / cur_total for k in shown]
-    labels = [str(k) for k in shown]
+    labels = [_label(k) for k in shown]
     if len(order) > top:
         labels.append("(other)")
         ref_shares.append(1 - sum(ref_shares))
         cur_shares.append(1 - sum(cur_shares))
     return Histogram("categorical", ref_shares, cur_shares, categories=labels)
+
+
+def _label(value: Any) -> str:
+    """Integer codes are counted as floats: show 3.0 as 3."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _weighted(sketch: NumericSketch) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +83,9 @@ def _weighted(sketch: NumericSketch) -> tuple[np.ndarray, np.ndarray]:
         return keys, np.array([sketch.values[k] for k in keys.tolist()], dtype=float)
     assert sketch.counts is not None and sketch.sums is not None
     present = sketch.counts > 0
-    return sketch.sums[present] / sketch.counts[present], sketch.counts[present].astype(float)
+    assert sketch.binning is not None
+    means = sketch.sums[present] / sketch.counts[present] + sketch.binning.origin
+    return means, sketch.counts[present].astype(float)
 
 
 def _weighted_range(values: np.ndarray, counts: np.ndarray) -> tuple[float, float]:

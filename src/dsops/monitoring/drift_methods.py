@@ -216,14 +216,17 @@ def _from_bins(method: str, ref: NumericSketch, cur: NumericSketch) -> Statistic
     assert ref.binning is not None and ref.counts is not None and cur.counts is not None
     assert ref.sums is not None and cur.sums is not None
     if method == "ks":
+        # The largest difference at a bin edge is attained; inside a bin it can only be
+        # larger, by up to what the bin holds. Atoms (a value held by many rows, as zeros)
+        # sit inside one bin: their edges are where the difference is, so the edge value
+        # is the better estimate than the middle of the interval.
         lower, upper = stats.ks_bounds(ref.counts, cur.counts)
-        d = (lower + upper) / 2
-        return Statistic(d, stats.ks_p_value(d, ref.count, cur.count), exact=False,
-                         error_bound=(upper - lower) / 2)
+        return Statistic(lower, stats.ks_p_value(lower, ref.count, cur.count), exact=False,
+                         error_bound=upper - lower)
     if method == "wasserstein":
         norm = max(ref.std, STD_FLOOR)
-        lower, upper = stats.wasserstein_bounds(ref.binning.edges, ref.counts, ref.sums,
-                                                cur.counts, cur.sums)
+        lower, upper = stats.wasserstein_bounds(ref.binning.edges - ref.binning.origin,
+                                                ref.counts, ref.sums, cur.counts, cur.sums)
         return Statistic((lower + upper) / 2 / norm, exact=False,
                          error_bound=(upper - lower) / 2 / norm)
     if method == "psi":
@@ -246,14 +249,17 @@ def _bin_means(sketch: NumericSketch) -> np.ndarray:
     inner = (edges[:-1] + edges[1:]) / 2
     fallback = np.concatenate([[edges[0]], inner, [edges[-1]]])
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sketch.counts > 0, sketch.sums / np.maximum(sketch.counts, 1), fallback)
+        means = sketch.sums / np.maximum(sketch.counts, 1) + sketch.binning.origin
+    return np.where(sketch.counts > 0, means, fallback)
 
 
 def _binned_psi(ref_counts: np.ndarray, cur_counts: np.ndarray, bins: int = 10) -> float:
-    """PSI over the reference's deciles, each decile edge at the nearest bin edge."""
+    """PSI over the reference's deciles, each decile edge moved down to the start of the bin
+    holding it (``stats.psi`` puts values equal to an edge above it: an atom that holds
+    several deciles stays in one PSI bin, as there)."""
     cum = np.cumsum(ref_counts) / ref_counts.sum()
     targets = np.linspace(0, 1, bins + 1)[1:-1]
-    cuts = np.unique(np.clip(np.searchsorted(cum, targets, side="left") + 1, 1,
+    cuts = np.unique(np.clip(np.searchsorted(cum, targets, side="left"), 1,
                              len(ref_counts) - 1))
     starts = np.concatenate([[0], cuts])
     return stats.psi_from_counts(np.add.reduceat(ref_counts, starts),

@@ -4,12 +4,13 @@ A numeric column is counted into fixed bins taken from the reference: a uniform 
 ``GRID_CELLS`` cells over the reference's 0.1 %–99.9 % range (bin index by arithmetic,
 about 8× faster than a binary search per value, measured), plus bins at the reference's
 own tail values beyond it, found by binary search. Per bin the sketch keeps the count and
-the sum of the values, which makes the Wasserstein integral exact in every bin where the
-two CDFs do not cross (see ``stats.wasserstein_bounds``). It also keeps the exact count,
-range and moments, the raw values while there are at most ``EXACT_LIMIT`` (so small
-samples get SciPy's exact tests), and value counts while there are at most
-``VALUE_LIMIT`` distinct values (integer codes, flags, ratings: exact tests over values).
-A categorical column keeps its category counts.
+the sum of the values (less the binning's ``origin``), which makes the Wasserstein
+integral exact in every bin where the two CDFs do not cross (see
+``stats.wasserstein_bounds``). It also keeps the exact count, range and moments, the raw
+values while there are at most ``EXACT_LIMIT`` (so small samples get SciPy's exact
+tests), and value counts while there are at most ``VALUE_LIMIT`` distinct values
+(integer codes, flags, ratings: exact tests over values). A categorical column keeps its
+category counts.
 
 The bins come from the first ``EDGE_SAMPLE`` values of the reference stream, so a stream
 cut into chunks of any size gives the same counts. A reference ordered by value or time
@@ -55,6 +56,12 @@ class Binning:
         """The number of bins."""
         return len(self.edges) + 1
 
+    @property
+    def origin(self) -> float:
+        """Sums are of ``x - origin``: values far from zero (timestamps, ids around 1e9)
+        would otherwise lose the digits that the Wasserstein integral subtracts."""
+        return self.lo if self.cells else float(self.edges[0]) if len(self.edges) else 0.0
+
     @classmethod
     def from_sample(cls, sample: np.ndarray) -> Binning:
         """Bins for values like ``sample`` (finite floats): per distinct value when there
@@ -78,32 +85,33 @@ class Binning:
 
     def count(self, x: np.ndarray, counts: np.ndarray, sums: np.ndarray, *,
               low: float, high: float) -> None:
-        """Add the count and the sum of ``x``'s values (finite floats, ``low``/``high``
-        their extremes) to each bin."""
+        """Add the count and the sum of ``x - origin`` of ``x``'s values (finite floats,
+        ``low``/``high`` their extremes) to each bin."""
+        d = x - self.origin
         if not self.cells:
             index = np.searchsorted(self.edges, x, side="right")
             counts += np.bincount(index, minlength=self.size)
-            sums += np.bincount(index, weights=x, minlength=self.size)
+            sums += np.bincount(index, weights=d, minlength=self.size)
             return
         # cell = trunc(clip((x - lo)·scale + 1, 0, G + 1)): 1..G the grid, 0 and G+1 the
         # tails (no floor needed: everything below 1 is a tail).
-        t = x * self.scale
-        t += 1.0 - self.lo * self.scale
+        t = d * self.scale
+        t += 1.0
         np.clip(t, 0, self.cells + 1, out=t)
         cell = t.astype(np.intp)
         grid = slice(len(self.lower) + 1, len(self.lower) + 1 + self.cells)
         counts[grid] += np.bincount(cell, minlength=self.cells + 2)[1:-1]
-        sums[grid] += np.bincount(cell, weights=x, minlength=self.cells + 2)[1:-1]
+        sums[grid] += np.bincount(cell, weights=d, minlength=self.cells + 2)[1:-1]
         if low < self.lo + 1 / self.scale:
-            tail = x[cell == 0]
-            index = np.searchsorted(self.lower, tail, side="right")
+            tail = cell == 0
+            index = np.searchsorted(self.lower, x[tail], side="right")
             counts[:grid.start] += np.bincount(index, minlength=grid.start)
-            sums[:grid.start] += np.bincount(index, weights=tail, minlength=grid.start)
+            sums[:grid.start] += np.bincount(index, weights=d[tail], minlength=grid.start)
         if high >= self.lo + self.cells / self.scale - 1 / self.scale:
-            tail = x[cell == self.cells + 1]
-            index = np.searchsorted(self.upper, tail, side="right")
+            tail = cell == self.cells + 1
+            index = np.searchsorted(self.upper, x[tail], side="right")
             counts[grid.stop:] += np.bincount(index, minlength=len(self.upper) + 1)
-            sums[grid.stop:] += np.bincount(index, weights=tail, minlength=len(self.upper) + 1)
+            sums[grid.stop:] += np.bincount(index, weights=d[tail], minlength=len(self.upper) + 1)
 
 
 def _thin(values: np.ndarray) -> np.ndarray:
