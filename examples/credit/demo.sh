@@ -126,7 +126,7 @@ wait_rollout() {
   for _ in $(seq 120); do
     status=$(dsops rollout status "$1" --json | python -c "import json, sys; print(json.load(sys.stdin)['status'])")
     case "$status" in promoted|rolled_back|aborted) break ;; esac
-    python src/traffic.py "$url" data/credit-eval.csv --requests 100 > /dev/null
+    python src/traffic.py "$url" data/credit-eval.csv --requests 300 > /dev/null
     sleep 1
   done
   run dsops rollout status "$1"

@@ -1,13 +1,14 @@
 """Send credit applications to a dsops gateway as an MLflow scoring client would, and keep
 the true decisions to send back later as feedback (labels arrive after predictions).
 
-    python traffic.py URL DATA.csv [--requests N] [--concurrency C] [--labels OUT.csv]
+    python traffic.py URL DATA.csv [--requests N] [--concurrency C] [--labels OUT.csv] [--seed S]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import random
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +26,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--labels", type=Path)
+    parser.add_argument("--seed", type=int, default=None, help="Sample seed (default: random).")
     args = parser.parse_args()
     with args.data.open() as f:
-        rows = list(csv.DictReader(f))[: args.requests]
+        rows = list(csv.DictReader(f))
+    # A different sample of applicants each call, as real traffic would be.
+    rows = random.Random(args.seed).sample(rows, min(args.requests, len(rows)))
 
     def send(row: dict[str, str]) -> tuple[int, float, str, str]:
         record = [int(row["age"]), row["sex"], row["region"], float(row["income"]),
