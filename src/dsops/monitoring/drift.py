@@ -283,13 +283,13 @@ def _column_result(profile: ReferenceProfile, column: str, current_type: pa.Data
     values_ref = ref.counts if isinstance(ref, CategorySketch) else ref.values
     values_cur = cur.counts if isinstance(cur, CategorySketch) else cur.values
     by_value = values_ref is not None and values_cur is not None
-    if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch) and by_value and \
-            cur.integer and cur.distinct() is not None and \
-            cur.distinct() <= dm.INTEGER_CATEGORIES:  # type: ignore[operator]
+    method, explicit = method_choice
+    few_integers = isinstance(cur, NumericSketch) and cur.integer and by_value and \
+        (cur.distinct() or 0) <= dm.INTEGER_CATEGORIES
+    if few_integers and method not in ("ks", "wasserstein"):
         kind = "categorical"  # as Evidently infers integer columns with few values
     distinct = len(set(values_ref) | set(values_cur)) if by_value else None  # type: ignore[arg-type]
 
-    method, explicit = method_choice
     if method == dm.AUTO or kind not in dm.METHODS[method].kinds or \
             (method in dm.COUNT_METHODS and not by_value):
         if explicit and method != dm.AUTO:
