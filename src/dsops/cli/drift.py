@@ -14,10 +14,10 @@ DATA_PREFIX = "data:"
 
 
 def drift(
-    reference: Annotated[str, typer.Argument(
+    ref_data: Annotated[str, typer.Argument(
         help="Reference data: a CSV/Parquet/JSONL file, a directory of Parquet files, or "
              "data:NAME[@VERSION].", metavar="REF_DATA")],
-    current: Annotated[str, typer.Argument(
+    current_data: Annotated[str, typer.Argument(
         help="Current data, in the same forms.", metavar="CURRENT_DATA")],
     columns: Annotated[str | None, typer.Option(
         help="Compare only these columns (comma-separated; default: every numeric and "
@@ -45,12 +45,12 @@ def drift(
     from dsops.monitoring.drift import compute_drift
 
     selected = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    report = compute_drift(_load(reference), _load(current), columns=selected, methods=method,
-                           thresholds=threshold, prediction=prediction)
+    report = compute_drift(_load(ref_data), _load(current_data), columns=selected,
+                           methods=method, thresholds=threshold, prediction=prediction)
     if html is not None:
         from dsops.monitoring.drift_report import write_html
 
-        write_html(report, html, reference=reference, current=current)
+        write_html(report, html, reference=ref_data, current=current_data)
     if json_output:
         print_json(report.to_dict())
     else:
