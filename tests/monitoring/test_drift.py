@@ -379,3 +379,23 @@ def test_console_script(files: tuple[Path, Path], run_cli: Any, tmp_path: Path) 
     columns = json.loads(result.stdout)["columns"]
     assert {c["method"] for c in columns.values()} == {"psi"}
     assert {c["threshold"] for c in columns.values()} == {0.2}
+
+
+def test_personal_data_is_never_compared(make_workspace: Any, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from dsops.core.crypto import generate_key
+    from dsops.data.service import DatasetService
+
+    monkeypatch.setenv("DSOPS_ENCRYPTION_KEY", generate_key())
+    rows = "\n".join(f"{i},{20 + i % 50},person{i}@example.com" for i in range(400))
+    (tmp_path / "people.csv").write_text("id,age,email\n" + rows + "\n")
+    ws = make_workspace()
+    DatasetService(ws).add(tmp_path / "people.csv", "people")
+    monkeypatch.chdir(ws.root)
+    code, out, err = dsops(capsys, "drift", "data:people@1", str(tmp_path / "people.csv"), "--json")
+    assert code == 0 and "not compared (personal data): email" in err
+    assert set(json.loads(out)["columns"]) == {"id", "age"} and "example.com" not in out
+    code, _, err = dsops(capsys, "drift", "data:people@1", str(tmp_path / "people.csv"),
+                         "--columns", "age,email")
+    assert code == 2 and "email hold personal data" in err

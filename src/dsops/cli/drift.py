@@ -41,11 +41,22 @@ def drift(
 
     The report is information: the exit code is 0 whatever drifted, unless
     --fail-on-drift is given (then 1 when any column drifted)."""
-    from dsops.cli.output import print_json
+    from dsops.cli.output import err_console, print_json
+    from dsops.core.errors import UsageError
     from dsops.monitoring.drift import compute_drift
 
     selected = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    report = compute_drift(_load(ref_data), _load(current_data), columns=selected,
+    (reference, ref_sensitive), (current, cur_sensitive) = _load(ref_data), _load(current_data)
+    sensitive = ref_sensitive | cur_sensitive
+    if sensitive and selected is not None and sensitive & set(selected):
+        raise UsageError(f"column(s) {', '.join(sorted(sensitive & set(selected)))} hold personal "
+                         "data: a drift report would show their values",
+                         hint="compare the other columns; drift of personal data is not reported")
+    if sensitive and selected is None:
+        table = reference if not isinstance(reference, Path) else current
+        selected = [c for c in table.column_names if c not in sensitive]
+        err_console.print(f"not compared (personal data): {', '.join(sorted(sensitive))}")
+    report = compute_drift(reference, current, columns=selected,
                            methods=method, thresholds=threshold, prediction=prediction)
     if html is not None:
         from dsops.monitoring.drift_report import write_html
@@ -60,17 +71,25 @@ def drift(
         raise typer.Exit(1)
 
 
-def _load(data: str) -> Any:
+def _load(data: str) -> tuple[Any, set[str]]:
     """A path stays a path (read in chunks); a ``data:`` reference is read through the
-    project's dataset service (only then is a workspace opened)."""
+    project's dataset service (only then is a workspace opened), with the names of its
+    columns that hold personal data (found by the PII scan or declared sensitive)."""
     if not data.startswith(DATA_PREFIX):
-        return Path(data)
+        return Path(data), set()
+    from dsops.core.refs import Ref
     from dsops.data.service import DatasetService
     from dsops.workspace import Workspace
 
     ws = Workspace.open()
     try:
-        return DatasetService(ws).read_table(data.removeprefix(DATA_PREFIX))
+        service = DatasetService(ws)
+        ref = data.removeprefix(DATA_PREFIX)
+        info = service.show(ref)
+        declared = ws.config.datasets.get(Ref.parse(ref).name)
+        sensitive = {f.column for f in info.pii if f.column} | set(
+            declared.sensitive_columns if declared else [])
+        return service.read_table(ref), sensitive
     finally:
         ws.close()
 
