@@ -29,6 +29,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/data_add.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/tracking.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/pipeline.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/serve.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/drift.py
 
 clean:
