@@ -10,6 +10,7 @@ batch of requests is one ``predict`` call. Other models get checked columns and 
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -357,6 +358,13 @@ class RuntimePool:
             else:
                 log.error("cannot load %s: %s", runtime.ref, runtime.error)
             loaded.append(runtime)
+        if loaded:
+            # Everything loaded so far (libraries, models) lives as long as the process: move
+            # it out of the collector's reach. Otherwise a full collection walks ~230,000
+            # objects every few seconds under load and stalls the event loop for 125–260 ms
+            # (measured: p99 at 16 connections 92–166 ms as shipped, 20–24 ms frozen).
+            gc.collect()
+            gc.freeze()
         return loaded
 
     def install(self, runtimes: list[ModelRuntime]) -> None:

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -58,11 +59,18 @@ def serve(root: Path, env: str, *, host: str = "127.0.0.1", port: int = 8080, wo
     timer = threading.Thread(target=_reconcile_forever, args=(ws, stop, reconcile_every_s, say),
                              name="dsops-reconcile", daemon=True)
     timer.start()
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default
+    # disposition that kills this process before the clean-up below. Exit normally instead.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run("dsops.serving.server:worker_app", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, access_log=False,
                     server_header=False)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop.set()
         timer.join(timeout=10)
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -112,6 +120,10 @@ def _check_port(host: str, port: int) -> None:
         except OSError as exc:
             reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
             raise UsageError(f"{host}:{port} {reason}", hint="pick another with --port") from None
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _reconcile_forever(ws: Any, stop: threading.Event, every_s: float, say: Callable[[str], None]) -> None:
