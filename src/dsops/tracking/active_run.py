@@ -171,6 +171,7 @@ class ActiveRun:
     def _take(self) -> MetricColumns | None:
         """Move the buffered values to ``_unwritten`` (under ``_flush_lock``) and return
         them; None when there are none."""
+        # Imported here, not at the top: `import dsops; dsops.log_metric` stays at a few ms.
         from dsops.tracking.metric_writer import MetricColumns
 
         taken = len(self._times)
