@@ -31,6 +31,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/pipeline.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/serve.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/drift.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/registry.py
 
 clean:
 	rm -rf $(VENV) examples/credit/work .pytest_cache
