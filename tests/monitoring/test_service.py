@@ -251,3 +251,47 @@ def test_a_malformed_alert_rule_is_a_config_error(ws: Workspace) -> None:
         _configure(ws, "- when: drifted_share >> 0.3\n")
     with pytest.raises(NotFound, match="unknown monitor 'wach'"):
         MonitorService(ws).run("wach")
+
+
+def test_retrain_runs_the_stage_that_registers_the_model(ws: Workspace, manual_clock: ManualClock,
+                                                        tmp_path: Path) -> None:
+    (ws.root / "train.py").write_text(textwrap.dedent("""
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        import dsops
+        x = np.arange(40, dtype=float).reshape(20, 2)
+        dsops.save_model(LogisticRegression().fit(x, (x[:, 0] > 20).astype(int)), "build/model")
+    """))
+    config = (ws.root / "dsops.yaml").read_text() + textwrap.dedent("""
+        stages:
+          train:
+            cmd: python train.py
+            deps: [train.py]
+            outs: [build/model]
+            registers: m
+            model: build/model
+    """)
+    (ws.root / "dsops.yaml").write_text(config.replace(
+        "do: [incident, rollback]", "do: [incident, retrain]"))
+    ws.config = load_config(ws.root / "dsops.yaml")
+    _serve(ws, manual_clock, _applications(1500, 3, shift=25.0))
+    [result] = MonitorService(ws).run("watch")
+    action = result.rules[0].actions[0]
+    assert action["action"] == "retrain" and action["ok"], action
+    assert action["detail"] == "ran train; registered m@3"
+
+
+def test_the_report_draws_the_history_and_incidents(ws: Workspace, manual_clock: ManualClock) -> None:
+    from dsops.monitoring.report import render_monitor_report
+
+    _serve(ws, manual_clock, _applications(1500, 3, shift=25.0), labels=0.5)
+    MonitorService(ws).run("watch")
+    manual_clock.advance(timedelta(hours=1))
+    _serve(ws, manual_clock, _applications(1500, 4), version=1, labels=0.5)
+    MonitorService(ws).run("watch")
+    page = render_monitor_report(ws, "watch")
+    assert page.count("class=\"plotly-graph-div\"") >= 4  # drift, share, histograms, accuracy
+    for title in ("Drift per feature over time", "Share of drifted features",
+                  "income: reference vs current", "Accuracy (requests with labels)"):
+        assert title in page
+    assert "drifted_share &gt; 0.3" in page and "rollback" in page

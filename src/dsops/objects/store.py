@@ -138,12 +138,20 @@ class ObjectStore:
 
     def get_files(self, items: Iterable[tuple[str, Path]], *, key: Key | None = None,
                   encrypted: bool = False, progress: Progress | None = None) -> None:
-        """Fetch many (digest, dest) pairs in parallel."""
+        """Fetch many (digest, dest) pairs: in parallel from remote stores, one after another
+        from a local directory (a few system calls each: a pool's start-up costs more)."""
 
         def one(item: tuple[str, Path]) -> int:
             self.get_file(item[0], item[1], key=key, encrypted=encrypted)
             return 1
 
+        if self.backend.is_local:
+            for item in items:
+                if progress:
+                    progress(one(item))
+                else:
+                    one(item)
+            return
         with ThreadPoolExecutor(self.workers) as pool:
             for done in pool.map(one, items):
                 if progress:
