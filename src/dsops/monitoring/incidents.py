@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsops.core.clock import as_utc
-from dsops.core.errors import Conflict, NotFound, UsageError
+from dsops.core.errors import Conflict, UsageError
 from dsops.core.ids import new_id
+from dsops.store.lookup import row_by_id
 from dsops.store.models import Incident
 from dsops.workspace import Workspace
 
@@ -164,15 +165,8 @@ class IncidentService:
             .order_by(Incident.id.desc()).limit(1)).scalar_one_or_none()
 
     def _row(self, session: Session, incident_id: str) -> Incident:
-        row = session.get(Incident, incident_id)
-        if row is None and len(incident_id) >= 6:
-            rows = session.execute(select(Incident).where(
-                Incident.id.like(incident_id + "%") | Incident.id.like("%" + incident_id))
-                .limit(2)).scalars().all()
-            row = rows[0] if len(rows) == 1 else None
-        if row is None:
-            raise NotFound("incident", incident_id, hint="list them with 'dsops incidents ls'")
-        return row
+        return row_by_id(session, Incident, incident_id, kind="incident",
+                         hint="list them with 'dsops incidents ls'")
 
 
 def _info(row: Incident) -> IncidentInfo:

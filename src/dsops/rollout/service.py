@@ -18,6 +18,7 @@ from dsops.core.durations import parse_duration
 from dsops.core.errors import Conflict, NotFound, PermissionDenied, UsageError
 from dsops.core.ids import new_id
 from dsops.rollout.models import IN_FLIGHT, STRATEGIES, DeploymentEvent, DeploymentInfo, Route
+from dsops.store.lookup import row_by_id
 from dsops.store.models import Approval, Deployment, DeploymentEventRow, GateResult
 from dsops.workspace import Workspace
 
@@ -374,16 +375,8 @@ class RolloutService:
         return config
 
     def _row(self, session: Session, deployment_id: str) -> Deployment:
-        row = session.get(Deployment, deployment_id)
-        if row is None and len(deployment_id) >= 6:
-            rows = session.execute(select(Deployment).where(
-                Deployment.id.like(deployment_id + "%") | Deployment.id.like("%" + deployment_id))
-                .limit(2)).scalars().all()
-            row = rows[0] if len(rows) == 1 else None
-        if row is None:
-            raise NotFound("deployment", deployment_id,
-                           hint="list them with 'dsops rollout status --all'")
-        return row
+        return row_by_id(session, Deployment, deployment_id, kind="deployment",
+                         hint="list them with 'dsops rollout status --all'")
 
     def _stable(self, session: Session, env: str, model: str) -> Deployment | None:
         return session.execute(
