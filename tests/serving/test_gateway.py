@@ -469,4 +469,31 @@ def test_predictions_are_logged_with_role_and_mirror_copies(start_gateway: Start
     assert "missing input column" in errors.column("error")[0].as_py()
 
 
+# --- an existing client, unchanged: NVIDIA tritonclient (OIP v2, JSON and binary tensors) ---
 
+
+def test_tritonclient_speaks_to_the_gateway(models: Models, start_gateway: StartGateway) -> None:
+    import tritonclient.http as triton
+
+    gateway = start_gateway(Route("credit", stable=1, deployment="d", stable_deployment="d"))
+    client = triton.InferenceServerClient(url=gateway.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("credit") and not client.is_model_ready("nope")
+    metadata = client.get_model_metadata("credit")
+    assert metadata["name"] == "credit" and {i["name"] for i in metadata["inputs"]} == set(FEATURES)
+
+    rows = models.x.head(7)
+    for binary in (False, True):  # JSON, and the binary tensor extension tritonclient defaults to
+        inputs = []
+        for name in FEATURES:
+            tensor = triton.InferInput(name, [len(rows)], "FP64")
+            tensor.set_data_from_numpy(rows[name].to_numpy(np.float64), binary_data=binary)
+            inputs.append(tensor)
+        result = client.infer("credit", inputs, request_id="triton-1",
+                              outputs=[triton.InferRequestedOutput(
+                                  metadata["outputs"][0]["name"], binary_data=binary)])
+        predicted = result.as_numpy(metadata["outputs"][0]["name"]).reshape(-1)
+        expected = models.credit[1].predict(pd.DataFrame(rows, columns=FEATURES))
+        np.testing.assert_array_equal(predicted.astype(expected.dtype), expected)
+        assert result.get_response()["id"] == "triton-1"
+    client.close()
