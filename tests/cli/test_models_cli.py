@@ -66,6 +66,9 @@ def test_models_gate_alias_deploy(make_workspace, run_cli) -> None:  # type: ign
     assert own.returncode == 2 and "cannot approve it" in own.stderr
     other = run_cli("approve", deployment["id"], cwd=root, env={"DSOPS_USER": "bob@example.com"})
     assert other.returncode == 0 and "promoted" in other.stdout, other.stderr
+    card = run_cli("models", "card", "m@1", cwd=root)
+    assert "prod: direct, promoted — deployed" in card.stdout, card.stdout
+    assert f"prod deployment {deployment['id']} approved by bob@example.com" in card.stdout
     status = run_cli("rollout", "status", "--json", cwd=root)
     assert [(d["ref"], d["status"]) for d in json.loads(status.stdout)] == [("m@1", "promoted")]
     bad_steps = run_cli("deploy", "m@2", "--env", "staging", "--strategy", "canary",

@@ -94,10 +94,31 @@ def build_card(ws: Workspace, ref: str) -> ModelCard:
     evaluation = next((g for g in gates if g.inputs.get("eval_data")), None)
     history = [c for c in registry.history(version.name)
                if version.version in (c.from_version, c.to_version)]
+    deployments, approvals = _deployments(ws, version.name, version.version)
     return ModelCard(
         version=version, about=_about(ws, version), datasets=_lineage(ws, version.datasets),
         run=_run(ws, version.run_id), signature=signature_view(version.signature),
-        evaluation=evaluation, gates=gates, alias_history=history, generated_at=ws.now())
+        evaluation=evaluation, gates=gates, alias_history=history, generated_at=ws.now(),
+        deployments=deployments, approvals=approvals)
+
+
+def _deployments(ws: Workspace, model: str, version: int) -> tuple[list[str], list[str]]:
+    """One line per deployment of this version (environment, strategy, outcome) and one
+    per approval of those deployments, oldest first."""
+    from dsops.rollout.service import RolloutService
+
+    rows = [d for d in RolloutService(ws).list(model=model, limit=1000) if d.version == version]
+    deployments, approvals = [], []
+    for d in reversed(rows):
+        line = (f"{d.env}: {d.strategy}, {d.status.replace('_', ' ')} — deployed "
+                f"{d.created_at:%Y-%m-%d %H:%M} UTC by {d.created_by}")
+        if d.promoted_at:
+            line += f", serving from {d.promoted_at:%Y-%m-%d %H:%M} UTC"
+        if d.reason:
+            line += f" ({d.reason})"
+        deployments.append(line)
+        approvals += [f"{d.env} deployment {d.id} approved by {who}" for who in d.approvals]
+    return deployments, approvals
 
 
 def render_card(ws: Workspace, ref: str, *, format: str = "md") -> str:
