@@ -78,8 +78,8 @@ class ModelCard(BaseModel):
     evaluation: GateReport | None
     gates: list[GateReport]
     alias_history: list[AliasChange]
-    approvals: list[dict[str, Any]] = []
-    deployments: list[dict[str, Any]] = []
+    approvals: list[str] = []
+    deployments: list[str] = []
     generated_at: datetime
 
 
