@@ -135,6 +135,10 @@ def status(
     if json_output:
         print_json(rows)
         return
+    if not rows:
+        console.print("nothing deployed" + (f" in {env}" if env else "")
+                      + ": dsops deploy NAME@VERSION --env ENV")
+        return
     table("deployments" if all_ else "deployments serving or in flight",
           ["id", "env", "model", "strategy", "status", "traffic", "since", "by"],
           [(d.id, d.env, d.ref, d.strategy,

@@ -39,6 +39,12 @@ def ls(json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(models)
         return
+    if not models:
+        from dsops.cli.output import console
+
+        console.print("no models yet: register one with dsops.log_model(model, name=…) or a "
+                      "stage's 'registers:'")
+        return
     table("models", ["name", "latest", "versions", "aliases", "flavor", "updated", "flags"],
           [(m.name, m.latest, m.versions,
             ", ".join(f"{a}→{v}" for a, v in m.aliases.items()), m.flavor, when(m.updated_at),

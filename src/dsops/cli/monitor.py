@@ -40,6 +40,8 @@ def run(name: Annotated[str | None, typer.Argument(help="A monitor (default: all
     results = MonitorService(_ws()).run(name)
     if json_output:
         print_json(results)
+    elif not results:
+        console.print("no monitors: declare them under 'monitors:' in dsops.yaml (docs/monitoring.md)")
     for r in [] if json_output else results:
         style = STATUS_STYLE.get(r.status, "")
         console.print(f"[bold]{r.monitor}[/]: {r.model}@{r.version or '-'} in {r.env}, window "
@@ -100,6 +102,11 @@ def ls(status: Annotated[str, typer.Option(help="open, acknowledged, resolved or
     rows = IncidentService(_ws()).list(status=None if status == "all" else status)
     if json_output:
         print_json(rows)
+        return
+    if not rows:
+        from dsops.cli.output import console
+
+        console.print("no incidents" + ("" if status == "all" else f" ({status})"))
         return
     table("incidents", ["id", "status", "monitor", "rule", "model", "opened", "restored in"],
           [(i.id, Text(i.status, style=STATUS_STYLE.get(i.status, "")), i.monitor, i.rule,
