@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dsops.core.errors import StoreError
 
 # The newest migration this dsops knows; tests/store checks it is the Alembic head.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -131,6 +131,11 @@ def _create_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            # Run searches read the filter indexes and the runs' rows (~80 MB at 10,000
+            # runs, mostly package lists): SQLite's default 2 MiB page cache a connection
+            # re-read them from the OS on each search. 64 MiB, allocated only as pages are
+            # read: `TrackingService.list` 6.3-7.3 -> 5.5-6.0 ms at 10,000 runs.
+            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         @event.listens_for(engine, "begin")

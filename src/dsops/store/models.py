@@ -128,8 +128,10 @@ class RunParam(Base):
     """A parameter of a run: text always, number when it is one (for filters and sorts)."""
 
     __tablename__ = "run_params"
-    __table_args__ = (Index("ix_run_params_key_number", "key", "number"),
-                      Index("ix_run_params_key_value", "key", "value"))
+    # run_id last: the filter subqueries (SELECT run_id … WHERE key = ? AND value …) read
+    # the index alone (migration 0008).
+    __table_args__ = (Index("ix_run_params_key_number", "key", "number", "run_id"),
+                      Index("ix_run_params_key_value", "key", "value", "run_id"))
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
@@ -155,7 +157,7 @@ class RunLatestMetric(Base):
     """The last logged value of each metric of a run: what filters and sorts read."""
 
     __tablename__ = "run_latest_metrics"
-    __table_args__ = (Index("ix_run_latest_metrics_key_value", "key", "value"),)
+    __table_args__ = (Index("ix_run_latest_metrics_key_value", "key", "value", "run_id"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
