@@ -58,6 +58,10 @@ class ModelEvaluation:
     data: EvalData
     _cache: dict[str, float] = field(default_factory=dict)
 
+    def measured(self) -> dict[str, float]:
+        """Every value measured so far (metrics, ``function(by)`` fairness, latencies)."""
+        return dict(self._cache)
+
     @cached_property
     def predictions(self) -> np.ndarray:
         return np.asarray(self.model.predict(self.data.features()))

@@ -131,7 +131,6 @@ class GateService:
                  against: str | None = CHAMPION_SCOPE, eval_data: str | None = None) -> GateReport:
         """Run every check on ``ref`` and store the verdict (it also fails when a check
         fails: the report says which; the caller decides the exit code)."""
-        from dsops.registry.loading import load_registered
         from dsops.registry.service import RegistryService
 
         registry = RegistryService(self.ws)
@@ -159,14 +158,10 @@ class GateService:
                 hint=f"pass --eval-data data:NAME[@N] or set gates.{candidate_info.name}."
                      "eval_data in dsops.yaml")
         data = self._eval_data(data_ref, config) if data_ref and needs_data else None
-        candidate = _Subject(candidate_info.ref, candidate_info.metrics,
-                             ModelEvaluation(load_registered(self.ws, candidate_info.ref), data)
-                             if data is not None else None, data.ref if data else None)
+        candidate = self._subject(candidate_info, data)
         champion = None
         if champion_info is not None and champion_info.version != candidate_info.version:
-            champion = _Subject(champion_info.ref, champion_info.metrics,
-                                ModelEvaluation(load_registered(self.ws, champion_info.ref), data)
-                                if data is not None else None, data.ref if data else None)
+            champion = self._subject(champion_info, data)
         elif champion_info is not None:
             champion = candidate  # the champion itself re-gated: compare with itself
         source = _GateSource(self, candidate, champion)
@@ -179,8 +174,9 @@ class GateService:
             "checks": [str(c) for c in parsed], "eval_data": data.ref if data else None,
             "label": data.label if data else None, "rows": data.rows if data else None,
             "against": champion_info.ref if champion_info else None,
-            "candidate_metrics": _finite(candidate.evaluation._cache if candidate.evaluation else {}),
-            "champion_metrics": _finite(champion.evaluation._cache
+            "candidate_metrics": _finite(candidate.evaluation.measured()
+                                         if candidate.evaluation else {}),
+            "champion_metrics": _finite(champion.evaluation.measured()
                                         if champion and champion.evaluation else {}),
         }
         if data is not None and candidate.evaluation is not None and data.label:
@@ -229,6 +225,13 @@ class GateService:
                             value=_plain(outcome.value), op=outcome.op,
                             threshold=_plain(outcome.threshold), detail=outcome.detail,
                             source="; ".join(dict.fromkeys(used)))
+
+    def _subject(self, info: Any, data: EvalData | None) -> _Subject:
+        """A version's values: its logged metrics, and its predictions on ``data`` if any."""
+        from dsops.registry.loading import load_registered
+
+        evaluation = ModelEvaluation(load_registered(self.ws, info.ref), data) if data else None
+        return _Subject(info.ref, info.metrics, evaluation, data.ref if data else None)
 
     def _eval_data(self, data_ref: str, config: GateConfig) -> EvalData:
         from dsops.data.service import DatasetService
@@ -319,7 +322,7 @@ def _unknown(kind: str, name: str, check: Check, known: list[str]) -> str:
 
 def _measure_like(target: ModelEvaluation, reference: ModelEvaluation | None) -> None:
     """Measure on ``target`` every value already measured on ``reference``."""
-    for key in list(reference._cache if reference else ()):
+    for key in reference.measured() if reference else ():
         if key in LATENCY_METRICS:
             target.latency(key)
         elif "(" in key:
