@@ -255,3 +255,13 @@ def test_no_traffic_waits_instead_of_failing(ws: Workspace, manual_clock: Manual
     info = service.get(deployment)
     assert (info.status, info.step_index) == ("progressing", 0)
     assert info.next_analysis_at is not None
+
+
+def test_without_a_reference_the_environments_declared_model_is_deployed(ws: Workspace) -> None:
+    service = RolloutService(ws)
+    with pytest.raises(UsageError, match="staging declares no 'deploy: model:'"):
+        service.deploy(None, "staging")
+    path = ws.root / "dsops.yaml"
+    path.write_text(path.read_text().replace("  staging: {}", "  staging:\n    deploy: {model: m@2}"))
+    ws.config = load_config(path)
+    assert service.deploy(None, "staging").ref == "m@2"

@@ -30,8 +30,9 @@ def _summary(d) -> str:  # type: ignore[no-untyped-def]
 
 
 def deploy(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION or NAME@ALIAS to deploy.")],
-    env: Annotated[str, typer.Option("--env", help="Environment (declared in dsops.yaml).")],
+    ref: Annotated[str | None, typer.Argument(
+        help="NAME@VERSION or NAME@ALIAS to deploy (default: the environment's deploy: model).")] = None,
+    env: Annotated[str, typer.Option("--env", help="Environment (declared in dsops.yaml).")] = "prod",
     strategy: Annotated[str | None, typer.Option(
         help="direct, canary, shadow or blue-green (default: the environment's, else direct).")] = None,
     steps: Annotated[str | None, typer.Option(help="Canary traffic steps in %, e.g. 10,50,100.")] = None,

@@ -36,17 +36,23 @@ class RolloutService:
 
     # --- commands --------------------------------------------------------------------
 
-    def deploy(self, ref: str, env: str, *, strategy: str | None = None,
+    def deploy(self, ref: str | None, env: str, *, strategy: str | None = None,
                steps: list[int] | None = None, checks: list[str] | None = None,
                interval: str | None = None, options: dict[str, Any] | None = None,
                reason: str | None = None) -> DeploymentInfo:
-        """Deploy a model version to ``env`` under the environment's policies."""
+        """Deploy a model version to ``env`` under the environment's policies; without
+        ``ref``, the model the environment's ``deploy:`` names."""
         from dsops.registry.service import RegistryService
 
         config = self._environment(env)
         if config.deployers and self.ws.identity not in config.deployers:
             raise PermissionDenied(f"{self.ws.identity} may not deploy to {env}",
                                    hint=f"allowed deployers: {', '.join(config.deployers)}")
+        if ref is None:
+            if config.deploy is None:
+                raise UsageError(f"which model? {env} declares no 'deploy: model:' in dsops.yaml",
+                                 hint=f"dsops deploy NAME@VERSION --env {env}")
+            ref = config.deploy.model
         version = RegistryService(self.ws).show(ref)
         spec = config.deploy if config.deploy and config.deploy.model.split("@")[0] == version.name \
             else None
