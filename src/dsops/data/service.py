@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dsops.config.models import DatasetConfig
+from dsops.core.clock import as_utc
 from dsops.core.errors import Conflict, NotFound, UsageError, ValidationFailed
 from dsops.core.hashing import hash_file
 from dsops.core.ids import new_id
@@ -367,19 +368,14 @@ class DatasetService:
             manifest=row.manifest, kind=row.kind, format=row.format,
             source_name=row.source_name, size=row.size,
             file_count=row.file_count, row_count=row.row_count,
-            created_at=_utc(row.created_at), created_by=row.created_by,
+            created_at=as_utc(row.created_at), created_by=row.created_by,
             description=row.description, owner=row.owner, license=row.license,
             consent=row.consent, retention_until=row.retention_until,
             sensitive=row.sensitive, encrypted=row.key_id is not None, valid=row.valid,
             revoked=row.revoked_at is not None,
-            revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+            revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
             revoked_by=row.revoked_by, revoke_reason=row.revoke_reason,
             validation=row.validation, data_schema=row.data_schema, profile=row.profile,
             pii=[PiiFinding(**f) for f in row.pii or []],
         )
 
-
-def _utc(value: Any) -> Any:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

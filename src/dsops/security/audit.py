@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from dsops.core.clock import as_utc
 from dsops.store.audit import verify_chain
 from dsops.store.models import AuditEvent
 from dsops.workspace import Workspace
@@ -56,11 +57,8 @@ class AuditService:
             query = query.where(AuditEvent.target == target)
         with self.ws.store.read() as session:
             return [
-                AuditEventView(seq=e.seq, at=_utc(e.at), actor=e.actor, action=e.action,
+                AuditEventView(seq=e.seq, at=as_utc(e.at), actor=e.actor, action=e.action,
                                target=e.target, details=e.details, hash=e.hash)
                 for e in session.execute(query).scalars()
             ]
 
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal, TypeAlias
 
+from dsops.core.clock import as_utc
 from dsops.core.errors import UsageError
 
 Scope = Literal["metrics", "params", "attribute"]
@@ -379,7 +380,7 @@ def parse_time(text: str) -> datetime | date | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return as_utc(moment)
 
 
 # ---------------------------------------------------------------------------- sorting

@@ -9,11 +9,11 @@ models took 15–17 ms; this takes about a third of that, most of it the filter 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
+from dsops.core.clock import as_utc
 from dsops.store.models import LineageEdge, RunArtifact
 from dsops.tracking.filter_sql import RUNS
 from dsops.tracking.models import ArtifactInfo, RunInfo, RunSummary
@@ -70,9 +70,9 @@ def _summaries(conn: Connection, rows: Sequence[Any]) -> list[RunSummary]:
     for row in rows:
         (run_id, name, kind, status, created_by, started, ended, exit_code, command,
          commit, dirty, error) = row[:12]
-        started = utc(started)
+        started = as_utc(started)
         if ended is not None:
-            ended = utc(ended)
+            ended = as_utc(ended)
         out.append(RunSummary(
             run_id, name, kind, status, created_by, started, ended,
             (ended - started).total_seconds() if ended is not None else None, exit_code,
@@ -103,9 +103,5 @@ def by_run(conn: Connection, table: str, run_ids: list[str]) -> dict[str, dict[s
     return out
 
 
-def utc(value: datetime) -> datetime:
-    """A time read from the store (naive, stored as UTC) as an aware UTC datetime."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-
-__all__ = ["SUMMARY_COLUMNS", "by_run", "read_run", "read_summaries", "utc"]
+__all__ = ["SUMMARY_COLUMNS", "by_run", "read_run", "read_summaries"]

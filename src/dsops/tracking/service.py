@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
+from dsops.core.clock import as_utc as utc
 from dsops.core.errors import NotFound, UsageError
 from dsops.core.ids import new_id
 from dsops.store.models import (
@@ -22,7 +23,7 @@ from dsops.store.models import (
 from dsops.tracking.filter_sql import RUNS
 from dsops.tracking.metric_writer import MetricColumns, MetricRow, write_metrics
 from dsops.tracking.models import ArtifactInfo, Comparison, MetricPoint, RunInfo, RunSummary
-from dsops.tracking.run_reader import read_run, read_summaries, utc
+from dsops.tracking.run_reader import read_run, read_summaries
 from dsops.workspace import Workspace
 
 STATUSES = ("running", "finished", "failed", "killed")
