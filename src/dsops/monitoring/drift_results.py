@@ -78,7 +78,7 @@ class ColumnDrift:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable values (non-finite numbers become None)."""
-        return _json_ready(asdict(self))
+        return json_ready(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -117,18 +117,20 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable values (non-finite numbers become None)."""
-        return _json_ready(asdict(self))
+        return json_ready(asdict(self))
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """Plain JSON values: NaN and infinities become None (PostgreSQL's JSON refuses them),
+    NumPy scalars their Python value."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if value is None or isinstance(value, str | int | bool):
         return value
     if hasattr(value, "item"):  # NumPy scalars
-        return _json_ready(value.item())
+        return json_ready(value.item())
     return str(value)

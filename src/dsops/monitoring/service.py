@@ -15,6 +15,7 @@ from dsops.core.clock import as_utc
 from dsops.core.durations import parse_duration
 from dsops.core.errors import NotFound
 from dsops.core.ids import new_id
+from dsops.monitoring.drift_results import json_ready
 from dsops.monitoring.values import MonitorSource, accuracy_values, service_values
 from dsops.store.models import MonitorEvaluation
 from dsops.workspace import Workspace
@@ -45,6 +46,7 @@ class MonitorResult(BaseModel):
     env: str
     model: str
     version: int | None
+    deployment_id: str | None = None
     status: str  # ok | firing | no_data
     detail: str = ""
     values: dict[str, Any] = {}
@@ -104,7 +106,9 @@ class MonitorService:
         route = next((r for r in RolloutService(self.ws).routes(env) if r.model == model), None)
         result = MonitorResult(id=new_id(), monitor=name, at=now, window_start=start,
                                window_end=now, env=env, model=model,
-                               version=route.stable if route else None, status="no_data")
+                               version=route.stable if route else None,
+                               deployment_id=route.stable_deployment if route else None,
+                               status="no_data")
         if route is None or route.stable is None:
             result.detail = f"{model} is not deployed in {env}"
             return self._store(result)
@@ -150,7 +154,7 @@ class MonitorService:
             incident, opened = incidents.fire(
                 monitor=name, rule=rule.when, severity=rule.severity, evidence=evidence,
                 env=result.env, model=result.model, version=result.version,
-                deployment_id=self._deployment(result), now=now)
+                deployment_id=result.deployment_id, now=now)
             out.incident = incident.id
         elif self._was_firing(name, rule.when):
             opened = False
@@ -187,7 +191,7 @@ class MonitorService:
         """Drift of the window's inputs (``in_*``) and predictions against the reference."""
         from dsops.monitoring.drift import compute_drift
 
-        reference, features, predictions = self._reference(config, model, version)
+        ref, reference, features, predictions = self._reference(config, model, version)
         if reference is None:
             return {}, {}
         features = [f for f in features if f"in_{f}" in table.column_names]
@@ -200,7 +204,7 @@ class MonitorService:
         values: dict[str, Any] = {"drifted_count": float(report.get("drifted_count") or 0)}
         if report.get("drifted_share") is not None:
             values["drifted_share"] = float(report["drifted_share"])
-        failed = self._expectations_failed(config, model, version, table, features)
+        failed = self._expectations_failed(ref, table, features)
         if failed is not None:
             values["expectations_failed"] = float(failed)
         if predictions is not None and "prediction" in table.column_names:
@@ -213,16 +217,12 @@ class MonitorService:
             per_column["prediction"] = {"psi": values["prediction_drift"]}
         return values, per_column
 
-    def _expectations_failed(self, config: MonitorConfig, model: str, version: int, table: Any,
-                             features: list[str]) -> int | None:
+    def _expectations_failed(self, ref: str, table: Any, features: list[str]) -> int | None:
         """How many of the reference dataset's column expectations the live inputs fail."""
         from dsops.core.refs import Ref
         from dsops.data.expectations import check_expectations
-        from dsops.registry.service import RegistryService
 
-        ref = config.reference or next(iter(RegistryService(self.ws).show(
-            f"{model}@{version}").datasets), None)
-        declared = self.ws.config.datasets.get(Ref.parse(ref).name) if ref else None
+        declared = self.ws.config.datasets.get(Ref.parse(ref).name)
         checks = [e for e in (declared.expectations if declared else [])
                   if e.column in features]
         if not checks:
@@ -231,9 +231,10 @@ class MonitorService:
         report = check_expectations(inputs, checks)
         return sum(1 for check in report["checks"] if not check["passed"])
 
-    def _reference(self, config: MonitorConfig, model: str, version: int) -> tuple[Any, list[str], Any]:
-        """The reference table (declared, else the version's training data), the model's
-        input columns, and the model's predictions on (a sample of) the reference."""
+    def _reference(self, config: MonitorConfig, model: str,
+                   version: int) -> tuple[str, Any, list[str], Any]:
+        """The reference (declared, else the version's training data): its reference and
+        table, the model's input columns, and its predictions on a sample of it."""
         from dsops.data.service import DatasetService
         from dsops.registry.loading import load_registered
         from dsops.registry.service import RegistryService, input_columns
@@ -241,7 +242,7 @@ class MonitorService:
         info = RegistryService(self.ws).show(f"{model}@{version}")
         ref = config.reference or (info.datasets[0] if info.datasets else None)
         if ref is None:
-            return None, [], None
+            return "", None, [], None
         table = DatasetService(self.ws).read_table(ref.removeprefix("data:"))
         features = [c["name"] for c in input_columns(info.signature)] or list(table.column_names)
         if config.drift.features != "all":
@@ -252,14 +253,7 @@ class MonitorService:
             predictions = load_registered(self.ws, info.ref).predict(sample.to_pandas())
         except Exception:  # prediction drift is optional: inputs' drift still counts
             predictions = None
-        return table, features, predictions
-
-    def _deployment(self, result: MonitorResult) -> str | None:
-        from dsops.rollout.service import RolloutService
-
-        route = next((r for r in RolloutService(self.ws).routes(result.env)
-                      if r.model == result.model), None)
-        return route.stable_deployment if route else None
+        return ref, table, features, predictions
 
     def _was_firing(self, name: str, rule: str) -> bool:
         with self.ws.store.read() as session:
@@ -273,11 +267,11 @@ class MonitorService:
             session.add(MonitorEvaluation(
                 id=result.id, monitor=result.monitor, at=result.at,
                 window_start=result.window_start, window_end=result.window_end, env=result.env,
-                model=result.model, version=result.version, deployment_id=None,
+                model=result.model, version=result.version, deployment_id=result.deployment_id,
                 status=result.status,
-                values=_jsonable({**result.values, "detail": result.detail,
+                values=json_ready({**result.values, "detail": result.detail,
                                   "columns": result.columns}),
-                rules=_jsonable([r.model_dump(mode="json") for r in result.rules])))
+                rules=json_ready([r.model_dump(mode="json") for r in result.rules])))
         return result
 
     def _config(self, name: str) -> MonitorConfig:
@@ -301,21 +295,6 @@ def _column_values(column: dict[str, Any]) -> dict[str, Any]:
             "histogram": column.get("histogram")}
 
 
-def _jsonable(value: Any) -> Any:
-    """NaN and infinities become None (JSON has no such numbers; PostgreSQL refuses them)."""
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):  # NumPy scalars
-        return _jsonable(value.item())
-    return value
-
-
 def _summary(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if isinstance(v, int | float)}
 
@@ -327,5 +306,6 @@ def _result(row: MonitorEvaluation) -> MonitorResult:
     return MonitorResult(id=row.id, monitor=row.monitor, at=as_utc(row.at),
                          window_start=as_utc(row.window_start), window_end=as_utc(row.window_end),
                          env=row.env or "", model=row.model or "", version=row.version,
+                         deployment_id=row.deployment_id,
                          status=row.status, detail=detail, values=values, columns=columns,
                          rules=[RuleResult(**r) for r in row.rules])
