@@ -74,3 +74,10 @@ def test_models_gate_alias_deploy(make_workspace, run_cli) -> None:  # type: ign
     bad_steps = run_cli("deploy", "m@2", "--env", "staging", "--strategy", "canary",
                         "--steps", "10,x", cwd=root)
     assert bad_steps.returncode == 2 and "invalid --steps" in bad_steps.stderr
+    bad_interval = run_cli("deploy", "m@2", "--env", "staging", "--strategy", "canary",
+                           "--interval", "5x", cwd=root)
+    assert bad_interval.returncode == 2 and "invalid duration '5x'" in bad_interval.stderr
+    unwritable = run_cli("models", "card", "m@1", "-o", str(root / "dsops.yaml" / "card.md"), cwd=root)
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr
+    assert "Traceback" not in bad_interval.stderr + unwritable.stderr
+    assert run_cli("rollout", "status", "--json", "--all", cwd=root).stdout.count('"id"') == 1

@@ -133,7 +133,7 @@ HtmlOpt = Annotated[Path | None, typer.Option(
 
 
 def _write_html(path: Path, versions: list[DatasetVersionInfo]) -> None:
-    from dsops.cli.output import err_console
+    from dsops.cli.output import err_console, write_output
     from dsops.core.errors import UsageError
     from dsops.data.charts import profile_html
 
@@ -141,7 +141,7 @@ def _write_html(path: Path, versions: list[DatasetVersionInfo]) -> None:
         html = profile_html(versions)
     except ValueError as exc:
         raise UsageError(f"--html: {exc} ({', '.join(v.ref for v in versions)})") from None
-    path.write_text(html, encoding="utf-8")
+    write_output(path, html)
     err_console.print(f"charts written to {path}")
 
 

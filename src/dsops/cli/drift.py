@@ -41,7 +41,7 @@ def drift(
 
     The report is information: the exit code is 0 whatever drifted, unless
     --fail-on-drift is given (then 1 when any column drifted)."""
-    from dsops.cli.output import err_console, print_json
+    from dsops.cli.output import err_console, print_json, write_output
     from dsops.core.errors import UsageError
     from dsops.monitoring.drift import compute_drift
 
@@ -59,9 +59,9 @@ def drift(
     report = compute_drift(reference, current, columns=selected,
                            methods=method, thresholds=threshold, prediction=prediction)
     if html is not None:
-        from dsops.monitoring.drift_report import write_html
+        from dsops.monitoring.drift_report import render_html
 
-        write_html(report, html, reference=ref_data, current=current_data)
+        write_output(html, render_html(report, reference=ref_data, current=current_data))
     if json_output:
         print_json(report.to_dict())
     else:

@@ -73,7 +73,7 @@ def report(
         "--output", "-o", help="Write to this file (repeatable: -o report.md -o gate.xml).")] = None,
 ) -> None:
     """Evaluate the gate once and write PR-ready reports; the exit code follows the gate."""
-    from dsops.cli.output import err_console
+    from dsops.cli.output import err_console, write_output
     from dsops.core.errors import UsageError
     from dsops.gates.report import FORMATS, render_report
 
@@ -90,7 +90,7 @@ def report(
         if path is None:
             typer.echo(text)
             continue
-        path.write_text(text, encoding="utf-8")
+        write_output(path, text)
         err_console.print(f"{chosen} report of {result.ref} written to {path} "
                           f"(gate {'passed' if result.passed else 'FAILED'})")
     if not result.passed:

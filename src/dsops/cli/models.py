@@ -167,7 +167,7 @@ def card(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """The model card, generated from the store: use, data, run, metrics, fairness, gates."""
-    from dsops.cli.output import console
+    from dsops.cli.output import console, write_output
     from dsops.registry.card import render_card
     from dsops.workspace import Workspace
 
@@ -175,5 +175,5 @@ def card(
     if output is None:
         typer.echo(text)
         return
-    output.write_text(text, encoding="utf-8")
+    write_output(output, text)
     console.print(f"model card of {ref} written to {output}")

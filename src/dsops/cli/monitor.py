@@ -83,10 +83,10 @@ def report(name: Annotated[str, typer.Argument(help="Monitor name.")],
            html: Annotated[Path, typer.Option("--html", help="Write the HTML report here.")]) -> None:
     """Charts: drift per feature over time, reference vs current, accuracy and label
     coverage over time, incidents on the timeline."""
-    from dsops.cli.output import console
+    from dsops.cli.output import console, write_output
     from dsops.monitoring.report import render_monitor_report
 
-    html.write_text(render_monitor_report(_ws(), name), encoding="utf-8")
+    write_output(html, render_monitor_report(_ws(), name))
     console.print(f"monitor report of {name} written to {html}")
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -98,3 +99,16 @@ def print_validation(report: dict[str, Any]) -> None:
     console.print(f"  expectations: {'[green]passed[/]' if ok else '[red]failed[/]'}")
     for line in format_report(report):
         console.print(f"    {escape(line)}")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a report the user asked for to ``path`` (missing folders are created); a path
+    that cannot be written is a clear error, not a traceback."""
+    from dsops.core.errors import UsageError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
+                         hint="check that the path names a file in a writable folder") from None

@@ -110,7 +110,7 @@ def plot(
     """A Plotly chart of a metric by step for one or more runs (self-contained HTML)."""
     import plotly.graph_objects as go
 
-    from dsops.cli.output import console
+    from dsops.cli.output import console, write_output
 
     service = _service()
     fig = go.Figure()
@@ -122,7 +122,7 @@ def plot(
                                  name=f"{run.name} {run.id[:8]}"))
     fig.update_layout(title=f"{metric} by step", xaxis_title="step", yaxis_title=metric,
                       template="plotly_white")
-    out.write_text(fig.to_html(include_plotlyjs=True, full_html=True), encoding="utf-8")
+    write_output(out, fig.to_html(include_plotlyjs=True, full_html=True))
     console.print(f"wrote {out}")
 
 

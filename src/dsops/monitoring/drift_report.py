@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import math
-from pathlib import Path
 from typing import Any
 
 from dsops.monitoring.drift_results import ColumnDrift, DriftReport
@@ -19,13 +18,6 @@ from dsops.monitoring.drift_results import ColumnDrift, DriftReport
 DRIFT_COLOUR, STABLE_COLOUR, REFERENCE_COLOUR, CURRENT_COLOUR = (
     "#d62728", "#2ca02c", "#1f77b4", "#ff7f0e")
 TESTS = ("ks", "chisquare", "z")
-
-
-def write_html(report: DriftReport, path: Path, *, reference: str, current: str) -> Path:
-    """Write the report to ``path`` (parents created) and return it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, reference=reference, current=current), encoding="utf-8")
-    return path
 
 
 def render_html(report: DriftReport, *, reference: str, current: str) -> str:
