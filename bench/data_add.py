@@ -340,6 +340,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def save_results(path: Path, script: str, *, info: dict[str, Any], params: dict[str, Any],
+                 started: float, ended: dict[str, Any], **figures: Any) -> None:
+    """Write a benchmark's results as JSON: the command and machine it ran on, its
+    parameters, its figures, how long it took and the machine's load at the end."""
+    result = {"benchmark": script, "command": " ".join(["python", script, *sys.argv[1:]]),
+              "machine": info, "params": params, **figures,
+              "total_s": time.perf_counter() - started, "contention_at_end": ended}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200, help="size of the big file")
@@ -444,24 +456,18 @@ def main() -> None:
           "read throughput)")
     print(f"contention: start {info['contention_at_start']}, end {ended}")
 
-    result = {
-        "benchmark": "bench/data_add.py",
-        "command": " ".join(["python", "bench/data_add.py", *sys.argv[1:]]),
-        "machine": info,
-        "params": {"size_mb": args.size_mb, "files": args.files, "file_kb": args.file_kb,
-                   "reps": args.reps, "status_reps": args.status_reps},
-        "rows": rows,
-        "hashing": hashing,
-        "add_big_file": add_big,
-        "add_many_files": add_many,
-        "status_big_file": status_big,
-        "status_many_files": status_many,
-        "total_s": time.perf_counter() - started,
-        "contention_at_end": ended,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json.relative_to(REPO) if args.json.is_relative_to(REPO) else args.json}")
+    save_results(
+        args.json, "bench/data_add.py", info=info,
+        params={"size_mb": args.size_mb, "files": args.files, "file_kb": args.file_kb,
+                "reps": args.reps, "status_reps": args.status_reps},
+        started=started, ended=ended,
+        rows=rows,
+        hashing=hashing,
+        add_big_file=add_big,
+        add_many_files=add_many,
+        status_big_file=status_big,
+        status_many_files=status_many,
+    )
 
 
 if __name__ == "__main__":

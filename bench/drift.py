@@ -357,7 +357,7 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(WORK, ignore_errors=True)
-    from data_add import contention
+    from data_add import contention, save_results
 
     ended = contention()
     print()
@@ -374,19 +374,13 @@ def main() -> None:
     if ev_python is None:
         print(f"Evidently not run: {ev_versions}")
     print(f"contention: start {info['contention_at_start']}, end {ended}")
-    result = {
-        "benchmark": "bench/drift.py",
-        "command": " ".join(["python", "bench/drift.py", *sys.argv[1:]]),
-        "machine": info,
-        "params": vars(args) | {"json": str(args.json)},
-        "targets": TARGETS,
-        "rows": rows,
-        "total_s": time.perf_counter() - started,
-        "contention_at_end": ended,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results: {args.json}")
+    save_results(
+        args.json, "bench/drift.py", info=info,
+        params=vars(args) | {"json": str(args.json)},
+        started=started, ended=ended,
+        targets=TARGETS,
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ import argparse
 import contextlib
 import cProfile
 import io
-import json
 import logging
 import os
 import pstats
@@ -64,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_add import ENV, contention, machine, tool_env
+from data_add import ENV, contention, machine, save_results, tool_env
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / ".work" / "registry"
@@ -487,22 +486,16 @@ def main() -> None:
     for kind, text in profiles.items():
         print(f"\n--- cProfile: {PROFILE_CALLS} dsops log_model calls, {kind} ---\n{text}")
 
-    result = {
-        "benchmark": "bench/registry.py",
-        "command": " ".join(["python", "bench/registry.py", *sys.argv[1:]]),
-        "machine": info,
-        "params": vars(args) | {"json": str(args.json)},
-        "models": LABELS,
-        "rows": rows,
-        "warm": warm,
-        "cold": cold,
-        "imports_s": imports,
-        "total_s": time.perf_counter() - started,
-        "contention_at_end": ended,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results: {args.json}")
+    save_results(
+        args.json, "bench/registry.py", info=info,
+        params=vars(args) | {"json": str(args.json)},
+        started=started, ended=ended,
+        models=LABELS,
+        rows=rows,
+        warm=warm,
+        cold=cold,
+        imports_s=imports,
+    )
 
 
 if __name__ == "__main__":

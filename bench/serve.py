@@ -55,7 +55,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import data_add
-from data_add import contention
+from data_add import contention, save_results
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / ".work" / "serve"
@@ -616,26 +616,20 @@ def main() -> None:
           + ", ".join(f"{s.name} {s.exit_code}" for s in all_servers.values()))
     print(f"contention: start {info['contention_at_start']}, end {ended}")
 
-    result = {
-        "benchmark": "bench/serve.py",
-        "command": " ".join(["python", "bench/serve.py", *sys.argv[1:]]),
-        "machine": info,
-        "params": {k: v for k, v in vars(args).items() if k != "load_client"} | {"json": str(args.json)},
-        "model": {"kind": "LogisticRegression", "features": FEATURES, "training_rows": ROWS,
+    save_results(
+        args.json, "bench/serve.py", info=info,
+        params={k: v for k, v in vars(args).items() if k != "load_client"} | {"json": str(args.json)},
+        started=started, ended=ended,
+        model={"kind": "LogisticRegression", "features": FEATURES, "training_rows": ROWS,
                   "request": "1-row dataframe_split to /invocations", "payload_bytes": len(body)},
-        "cases": CASES,
-        "rows": rows,
-        "summary": summary,
-        "runs": runs,
-        "servers": {s.name: {"cmd": s.cmd, "ready_s": s.ready_s, "exit_code": s.exit_code}
+        cases=CASES,
+        rows=rows,
+        summary=summary,
+        runs=runs,
+        servers={s.name: {"cmd": s.cmd, "ready_s": s.ready_s, "exit_code": s.exit_code}
                     for s in all_servers.values()},
-        "prediction_log_rows": logged,
-        "total_s": time.perf_counter() - started,
-        "contention_at_end": ended,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results: {args.json}")
+        prediction_log_rows=logged,
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import platform
@@ -55,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_add import contention, src_digest
+from data_add import contention, save_results, src_digest
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / ".work" / "tracking"
@@ -468,21 +467,15 @@ def main() -> None:
           f"{search['mlflow_create_s']:.1f} s ({search['mlflow_create_method']})")
     print(f"contention: start {info['contention_at_start']}, end {ended}")
 
-    result = {
-        "benchmark": "bench/tracking.py",
-        "command": " ".join(["python", "bench/tracking.py", *sys.argv[1:]]),
-        "machine": info,
-        "params": vars(args) | {"json": str(args.json)},
-        "rows": rows,
-        "single": single,
-        "batch": batch,
-        "search": search,
-        "total_s": time.perf_counter() - started,
-        "contention_at_end": ended,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results: {args.json}")
+    save_results(
+        args.json, "bench/tracking.py", info=info,
+        params=vars(args) | {"json": str(args.json)},
+        started=started, ended=ended,
+        rows=rows,
+        single=single,
+        batch=batch,
+        search=search,
+    )
 
 
 if __name__ == "__main__":
