@@ -17,6 +17,9 @@ Every case runs dsops and DVC on the same generated input, each in a fresh proje
    Target: ≥ 10× faster.
 4. no-op ``dsops status`` vs ``dvc status`` in the projects of 2 and 3, after the dataset is
    declared in ``dsops.yaml``. Target: ≥ 10× faster.
+5. the import floor: ``python -c "import dsops.data.service"`` (what ``data add`` imports
+   before any work) and its parts, median of ``--status-reps``, printed next to the time
+   each add target allows (DVC's median ÷ the target).
 
 Commands are timed as subprocesses (wall clock, output captured): the median of ``--reps``
 fresh repetitions for adds (a new project each time, tool order alternating), the median of
@@ -61,8 +64,12 @@ TARGETS = {
 
 
 def tool_env() -> dict[str, str]:
-    """The environment for both tools: the venv's bin first, no DVC telemetry or updater."""
+    """The environment for both tools: the venv's bin first, no DVC telemetry or updater,
+    and Python bytecode caches as after a regular ``pip install`` (which compiles them):
+    with PYTHONDONTWRITEBYTECODE set, an editable dsops would recompile its modules on
+    every call (+0.1 s for ``data add`` here) while DVC's were compiled at install."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     bindir = str(Path(sys.executable).parent)  # the venv's bin (not resolved: keep the venv)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     env["DVC_NO_ANALYTICS"] = "1"
@@ -224,6 +231,27 @@ def bench_hashing(big: Path, reps: int) -> dict[str, Any]:
         out[mode].update(read_median_s=r, hash_median_s=h, read_mib_s=mbps(r),
                          hash_mib_s=mbps(h), hash_over_read=r / h)
     return out
+
+
+# What any ``dsops data add`` imports before it does any work: the interpreter, then the
+# modules of the command (SQLAlchemy ORM and the store's models, pydantic and the config).
+FLOOR_IMPORTS = {
+    "interpreter": "pass",
+    "sqlalchemy_orm": "import sqlalchemy.orm",
+    "data_add_modules": "import dsops.data.service",
+}
+
+
+def bench_floor(reps: int) -> dict[str, Any]:
+    """Seconds to start Python and import what ``data add`` needs, doing nothing else:
+    the least any ``data add`` can take on this stack, next to what the targets allow."""
+    times: dict[str, list[float]] = {name: [] for name in FLOOR_IMPORTS}
+    for _ in range(reps):
+        for name, code in FLOOR_IMPORTS.items():
+            elapsed, _ = timed([sys.executable, "-c", code], REPO)
+            times[name].append(elapsed)
+    return {"times_s": times,
+            "median_s": {name: statistics.median(ts) for name, ts in times.items()}}
 
 
 def bench_add(kind: str, make_input: Any, reps: int) -> dict[str, Any]:
@@ -393,6 +421,8 @@ def main() -> None:
             else:
                 (sub / f"blob{i:05d}.bin").write_bytes(data)
         sync()
+        # Bytecode for every module, as a regular install leaves it (see tool_env).
+        run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], REPO)
 
         print(f"[1/4] hashing vs disk read ({args.size_mb} MB)", flush=True)
         hashing = bench_hashing(big, reps=args.hash_reps)
@@ -409,10 +439,11 @@ def main() -> None:
         add_big = bench_add("big", big_input, args.reps)
         print(f"[3/4] data add, {args.files} × {args.file_kb} KB files ×{args.reps}", flush=True)
         add_many = bench_add("files", files_input, args.reps)
-        print(f"[4/4] no-op status ×{args.status_reps}", flush=True)
+        print(f"[4/4] no-op status ×{args.status_reps}; import floor", flush=True)
         status_big = bench_status("big", "big.bin", add_big.pop("projects"), args.status_reps)
         status_many = bench_status("files", "files", add_many.pop("projects"),
                                    args.status_reps)
+        floor = bench_floor(args.status_reps)
     finally:
         if not args.keep:
             shutil.rmtree(WORK, ignore_errors=True)
@@ -454,6 +485,12 @@ def main() -> None:
                         for i, (c, w) in enumerate(zip(line, widths, strict=True))))
     print("(ratio: dvc ÷ dsops seconds; for hashing, read ÷ hash seconds = hash throughput ÷ "
           "read throughput)")
+    floors = floor["median_s"]
+    print(f"import floor (start Python and import, no work): interpreter "
+          f"{floors['interpreter']:.3f} s, SQLAlchemy ORM {floors['sqlalchemy_orm']:.3f} s, "
+          f"data add's modules {floors['data_add_modules']:.3f} s; the add targets allow "
+          + ", ".join(f"{r['baseline_s'] / r['target']:.3f} s ({r['key']})"
+                      for r in rows if r["key"].startswith("add_")))
     print(f"contention: start {info['contention_at_start']}, end {ended}")
 
     save_results(
@@ -467,6 +504,7 @@ def main() -> None:
         add_many_files=add_many,
         status_big_file=status_big,
         status_many_files=status_many,
+        import_floor=floor,
     )
 
 

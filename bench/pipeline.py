@@ -82,18 +82,9 @@ def project(root: Path, data: bytes, config: tuple[str, str]) -> Path:
     return root
 
 
-def bench_env() -> dict[str, str]:
-    """Both tools with Python bytecode caches, as after a regular ``pip install`` (which
-    compiles them): with PYTHONDONTWRITEBYTECODE set, an editable dsops would recompile
-    its modules on every call (+20–30 ms here) while DVC's were compiled at install."""
-    env = tool_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
 def sh(cmd: list[str], cwd: Path, expect: str | None = None) -> float:
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=bench_env(), capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{done.stdout}\n{done.stderr}")

@@ -127,12 +127,15 @@ def test_scan_text_files_batches_and_attributes_per_file(tmp_path: Path) -> None
         if i % 10 == 0:
             body += f"write to person{i}@example.com\nor call +44 20 7946 09{i:02d}\n"
         path.write_text(body)
-        files.append((path.name, path))
+        files.append((path.name, path, None))
     (tmp_path / "bin.txt").write_bytes(b"\0\1 person@example.com")
-    files.append(("bin.txt", tmp_path / "bin.txt"))
+    files.append(("bin.txt", tmp_path / "bin.txt", None))
     small_batches = scan_text_files(files, batch_bytes=100)
     one_batch = scan_text_files(files)
-    assert small_batches == one_batch
+    # Content already in memory is scanned as it is, without reading the path.
+    in_memory = scan_text_files([(name, tmp_path / "nowhere", path.read_bytes())
+                                 for name, path, _ in files])
+    assert small_batches == one_batch == in_memory
     assert {(f["file"], f["kind"]) for f in one_batch} == {
         (f"n{i}.txt", kind) for i in (0, 10, 20) for kind in ("email", "phone")}
     assert all(f["count"] == 1 for f in one_batch)

@@ -213,6 +213,22 @@ def test_file_changed_after_hashing_is_not_stored(place: Place, key: Key, tmp_pa
     assert place.staging_leftovers() == []
 
 
+def test_pack_takes_bytes_already_hashed_and_checks_files_read(place: Place,
+                                                                tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"alpha")
+    items = [(path, hash_bytes(b"alpha"), None),
+             (tmp_path / "never-read", hash_bytes(b"beta"), b"beta")]
+    digest, offsets = place.objects.put_pack(items)
+    assert offsets == [0, 5]
+    assert place.objects.read_bytes(digest) == b"alphabeta"
+    before = place.keys()
+    with pytest.raises(UsageError, match="changed while being stored"):
+        place.objects.put_pack([(path, hash_bytes(b"what it was when hashed"), None)])
+    assert place.keys() == before
+    assert place.staging_leftovers() == []
+
+
 KILLED_PUT = """
 import os, sys
 from pathlib import Path

@@ -185,14 +185,16 @@ def scan_table(table: pa.Table) -> list[dict[str, Any]]:
 
 def scan_text_file(path: Path, max_bytes: int = 50 << 20) -> list[dict[str, Any]]:
     """Count, per PII kind, the lines of a text file containing a match; binary files: []."""
-    return scan_text_files([(str(path), path)], max_bytes=max_bytes)
+    return scan_text_files([(str(path), path, None)], max_bytes=max_bytes)
 
 
-def scan_text_files(files: list[tuple[str, str | Path]], max_bytes: int = 50 << 20,
-                    batch_bytes: int = 64 << 20) -> list[dict[str, Any]]:
-    """``scan_text_file`` for many files at once: their lines are matched as one column,
-    so thousands of small files cost one vectorised pass, not thousands (in batches of
-    about ``batch_bytes`` of text, so memory stays bounded)."""
+def scan_text_files(files: list[tuple[str, str | Path, bytes | None]],
+                    max_bytes: int = 50 << 20, batch_bytes: int = 64 << 20
+                    ) -> list[dict[str, Any]]:
+    """``scan_text_file`` for many files at once, given as (name, path, content already
+    read or None): their lines are matched as one column, so thousands of small files
+    cost one vectorised pass, not thousands (in batches of about ``batch_bytes`` of text,
+    so memory stays bounded)."""
     counts = np.zeros((len(files), len(PII_KINDS)), dtype=np.int64)
     lines: list[str] = []
     owners: list[int] = []
@@ -205,9 +207,12 @@ def scan_text_files(files: list[tuple[str, str | Path]], max_bytes: int = 50 << 
         lines.clear()
         owners.clear()
 
-    for index, (_, path) in enumerate(files):
-        with open(path, "rb") as handle:
-            content = handle.read(max_bytes)
+    for index, (_, path, content) in enumerate(files):
+        if content is None:
+            with open(path, "rb") as handle:
+                content = handle.read(max_bytes)
+        else:
+            content = content[:max_bytes]
         if b"\0" in content[:_BINARY_SNIFF]:
             continue
         split = content.decode("utf-8", errors="replace").splitlines()

@@ -163,9 +163,11 @@ class ObjectStore:
             self._fetch_verified(digest, tmp, key=key, encrypted=encrypted)
             return tmp.read_bytes()
 
-    def put_pack(self, items: list[tuple[str | Path, str]], *, key: Key | None = None,
-                 progress: Progress | None = None) -> tuple[str, list[int]]:
-        """Store many small files as one blob (a pack, as git does); returns the pack's
+    def put_pack(self, items: list[tuple[str | Path, str, bytes | None]], *,
+                 key: Key | None = None, progress: Progress | None = None
+                 ) -> tuple[str, list[int]]:
+        """Store many small files as one blob (a pack, as git does), given as (path,
+        digest, the bytes that were hashed or None to read them); returns the pack's
         digest and each file's offset in it. One write instead of one per file: on a
         local disk that is one create instead of thousands, on S3 one PUT. Encrypted
         packs are encrypted as they are written: no plaintext reaches the disk."""
@@ -261,10 +263,11 @@ class ObjectStore:
 
 
 class _PackReader:
-    """Reads like one file: the concatenation of small files, each checked against its
-    digest as it is read (a file changed since it was hashed stops the pack)."""
+    """Reads like one file: the concatenation of small files, each read from disk checked
+    against its digest (a file changed since it was hashed stops the pack)."""
 
-    def __init__(self, items: list[tuple[str | Path, str]], progress: Progress | None) -> None:
+    def __init__(self, items: list[tuple[str | Path, str, bytes | None]],
+                 progress: Progress | None) -> None:
         self._items = iter(items)
         self._progress = progress
         self._buffer = bytearray()  # amortised appends: bytes += bytes is quadratic here
@@ -276,15 +279,16 @@ class _PackReader:
             item = next(self._items, None)
             if item is None:
                 break
-            path, digest = item
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                raise UsageError(f"{path} disappeared while being stored") from None
-            if hash_bytes(data) != digest:
-                raise UsageError(f"{path} changed while being stored: nothing was stored",
-                                 hint="run the command again once the files are complete")
+            path, digest, data = item
+            if data is None:
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except FileNotFoundError:
+                    raise UsageError(f"{path} disappeared while being stored") from None
+                if hash_bytes(data) != digest:
+                    raise UsageError(f"{path} changed while being stored: nothing was stored",
+                                     hint="run the command again once the files are complete")
             self.offsets.append(self._position)
             self._position += len(data)
             self._buffer += data
