@@ -440,6 +440,27 @@ def test_split_routing_by_weight_and_sticky_header(start_gateway: StartGateway, 
         assert client.post("/v2/models/credit/versions/2/infer", json=body).json()["model_version"] == "2"
 
 
+def test_versions_no_route_names_are_unloaded_after_a_grace_period(start_gateway: StartGateway,
+                                                                   models: Models) -> None:
+    body = {"inputs": _tensors(models.x.iloc[:1])}
+    kept = start_gateway(Route("credit", stable=1), retire_after_s=3600)
+    retiring = start_gateway(Route("credit", stable=1), retire_after_s=0)
+    for gateway in (kept, retiring):
+        gateway.set_route(Route("credit", stable=2))  # promoted: version 1 is no longer routed
+    assert kept.app.state.gateway.pool.get("credit", 1) is not None  # a rollback finds it loaded
+    pool, batchers = retiring.app.state.gateway.pool, retiring.app.state.gateway.batchers
+    assert pool.get("credit", 1) is None and ("credit", 1) not in batchers
+    with retiring.client() as client:
+        assert client.post("/v2/models/credit/versions/1/infer", json=body).status_code == 404
+        retiring.set_route(Route("credit", stable=1))  # rolled back: loaded again
+        deadline = time.monotonic() + 20
+        while (response := client.post("/v2/models/credit/infer", json=body)).status_code != 200:
+            assert time.monotonic() < deadline, response.text
+            time.sleep(0.05)
+        assert response.json()["model_version"] == "1"
+    assert pool.get("credit", 2) is None
+
+
 def test_predictions_are_logged_with_role_and_mirror_copies(start_gateway: StartGateway,
                                                             models: Models) -> None:
     gateway = start_gateway(Route("credit", stable=1, candidate=2, mode="mirror", deployment="shadow-dep",

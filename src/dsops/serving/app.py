@@ -33,6 +33,7 @@ from dsops.serving.protocol import (
     encode_mlflow,
     error_body,
 )
+from dsops.serving.runtime import RETIRE_AFTER_S
 
 log = logging.getLogger("dsops.serving")
 JSON = "application/json"
@@ -42,14 +43,17 @@ _MAX_ID = 200
 
 def create_app(ws: Any, env: str, *, routes_provider: Callable[[str], Any] | None = None,
                loader: Callable[[str], Any] | None = None, log_predictions: bool = True,
-               refresh_s: float = 1.0, gateway: Gateway | None = None) -> Starlette:
+               refresh_s: float = 1.0, retire_after_s: float = RETIRE_AFTER_S,
+               gateway: Gateway | None = None) -> Starlette:
     """A Starlette app serving every model routed in ``env`` of workspace ``ws``.
 
     ``routes_provider(env) -> list[Route]`` defaults to ``RolloutService(ws).routes``; ``loader(ref)``
-    to ``load_registered``. Routes are re-read every ``refresh_s`` seconds.
+    to ``load_registered``. Routes are re-read every ``refresh_s`` seconds; a version no route has
+    named for ``retire_after_s`` seconds is unloaded.
     """
     gw = gateway or Gateway(ws, env, routes_provider=routes_provider, loader=loader,
-                            log_predictions=log_predictions, refresh_s=refresh_s)
+                            log_predictions=log_predictions, refresh_s=refresh_s,
+                            retire_after_s=retire_after_s)
     endpoints = _Endpoints(gw)
 
     @contextlib.asynccontextmanager

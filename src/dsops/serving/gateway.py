@@ -23,7 +23,7 @@ from dsops.rollout.models import Route as RouteInfo
 from dsops.serving.batching import MicroBatcher
 from dsops.serving.metrics import GatewayMetrics, mark_worker_dead
 from dsops.serving.protocol import ProtocolError, Table
-from dsops.serving.runtime import ModelRuntime, Prediction, RuntimePool
+from dsops.serving.runtime import RETIRE_AFTER_S, ModelRuntime, Prediction, RuntimePool
 
 log = logging.getLogger("dsops.serving")
 MODEL_HEADER = "x-dsops-model"
@@ -79,12 +79,12 @@ class Gateway:
 
     def __init__(self, ws: Any, env: str, *, routes_provider: Callable[[str], Any] | None = None,
                  loader: Callable[[str], Any] | None = None, log_predictions: bool = True,
-                 refresh_s: float = 1.0) -> None:
+                 refresh_s: float = 1.0, retire_after_s: float = RETIRE_AFTER_S) -> None:
         self.ws = ws
         self.env = env
         self.refresh_s = refresh_s
         self._provider = routes_provider or _default_routes(ws)
-        self.pool = RuntimePool(loader or _default_loader(ws))
+        self.pool = RuntimePool(loader or _default_loader(ws), retire_after_s)
         self.metrics = GatewayMetrics()
         self.routes: dict[str, RouteInfo] = {}
         self.batchers: dict[tuple[str, int], MicroBatcher] = {}
@@ -144,6 +144,11 @@ class Gateway:
                     self.batchers[key] = self._batcher(route, version)
                 else:
                     batcher.configure(max_batch=route.max_batch, max_wait_us=route.max_wait_us)
+        for key in self.pool.retire(wanted):  # no await from here on: requests see the old or the new
+            batcher = self.batchers.pop(key, None)
+            if batcher is not None:
+                batcher.close()
+            log.info("unloaded %s@%d: no route has named it for %.0f s", *key, self.pool.retire_after_s)
         self.routes = {route.model: route for route in routes}
         self.ready = True
 

@@ -27,6 +27,8 @@ from dsops.serving.protocol import Table, datatype_of
 
 log = logging.getLogger("dsops.serving")
 RETRY_FAILED_S = 30.0
+# A version no route names is unloaded after this long (see RuntimePool.retire).
+RETIRE_AFTER_S = 600.0
 MATRIX_TYPES = frozenset({"int", "float", "bool"})
 _TRUE = {"true", "1", "yes", "t"}
 _FALSE = {"false", "0", "no", "f", ""}
@@ -327,13 +329,18 @@ class ModelRuntime:
 
 
 class RuntimePool:
-    """The model versions of one process, each loaded once and kept; a failed load is retried after
-    `RETRY_FAILED_S` (the object store may have blinked)."""
+    """The model versions of one process, each loaded once and kept while routed; a failed load is
+    retried after `RETRY_FAILED_S` (the object store may have blinked). A version no route has named
+    for ``retire_after_s`` is let go (`retire`): a gateway that lives through many deployments holds
+    the versions it serves, not every version it ever served, yet a rollback soon after a promotion
+    finds the previous version still loaded."""
 
-    def __init__(self, loader: Callable[[str], Any]) -> None:
+    def __init__(self, loader: Callable[[str], Any], retire_after_s: float = RETIRE_AFTER_S) -> None:
         self.loader = loader
+        self.retire_after_s = retire_after_s
         self.runtimes: dict[tuple[str, int], ModelRuntime] = {}
         self._failed_at: dict[tuple[str, int], float] = {}
+        self._unrouted_since: dict[tuple[str, int], float] = {}
 
     def get(self, model: str, version: int) -> ModelRuntime | None:
         """The runtime of ``model@version`` if it was loaded (or failed to)."""
@@ -379,6 +386,28 @@ class RuntimePool:
                 self._failed_at.pop(key, None)
             else:
                 self._failed_at[key] = time.monotonic()
+
+    def retire(self, routed: set[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Drop the versions not in ``routed`` for ``retire_after_s`` or longer; returns them.
+        Objects in reference cycles among them were frozen with the rest (see `load`), so the
+        collector is run over everything once, then everything left is frozen again: one pause of
+        about a full collection (100–300 ms) per retirement, which follows a finished rollout."""
+        now = time.monotonic()
+        for key in routed:
+            self._unrouted_since.pop(key, None)
+        retired = []
+        for key in [key for key in self.runtimes if key not in routed]:
+            since = self._unrouted_since.setdefault(key, now)
+            if now - since >= self.retire_after_s:
+                del self.runtimes[key]
+                self._failed_at.pop(key, None)
+                self._unrouted_since.pop(key, None)
+                retired.append(key)
+        if retired:
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        return retired
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
