@@ -1,5 +1,6 @@
-"""``dsops serve`` as users run it: a subprocess with two workers serving a real deployment; SIGTERM
-loses no logged prediction; ``dsops feedback FILE`` and ``dsops predictions query`` over the result."""
+"""``dsops serve`` as users run it: a subprocess with two workers serving a real deployment (on SQLite
+and on PostgreSQL); SIGTERM loses no logged prediction; ``dsops feedback FILE`` and
+``dsops predictions query`` over the result."""
 
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 120) 
     pytest.fail(f"dsops serve did not become ready:\n{process.communicate()[0]}")
 
 
-def test_prediction_logs_survive_sigterm_and_feed_the_cli(make_workspace: MakeWorkspace, run_cli: RunCli,
-                                                          tmp_path: Path) -> None:
-    ws = make_workspace()
+def test_prediction_logs_survive_sigterm_and_feed_the_cli(store_url: str, make_workspace: MakeWorkspace,
+                                                          run_cli: RunCli, tmp_path: Path) -> None:
+    ws = make_workspace(store_url=store_url)
+    store = {"DSOPS_STORE_URL": ws.store_url}  # the processes below share the test's store
     (ws.root / "dsops.yaml").write_text("project: demo\n" + textwrap.dedent("""
         environments:
           prod: {}
@@ -65,7 +67,7 @@ def test_prediction_logs_survive_sigterm_and_feed_the_cli(make_workspace: MakeWo
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DSOPS_USER": "alice@example.com"}
+    env = {**os.environ, "DSOPS_USER": "alice@example.com", **store}
     process = subprocess.Popen([str(DSOPS), "serve", "--env", "prod", "--port", str(port), "--workers", "2"],
                                cwd=ws.root, env=env, text=True, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
@@ -99,16 +101,16 @@ def test_prediction_logs_survive_sigterm_and_feed_the_cli(make_workspace: MakeWo
     listed = ", ".join(f"'{i}'" for i in ids)
     query = run_cli("predictions", "query", "--json",
                     f"SELECT count(*) AS n, count(DISTINCT request_id) AS ids FROM predictions "
-                    f"WHERE request_id IN ({listed})", cwd=ws.root)
+                    f"WHERE request_id IN ({listed})", cwd=ws.root, env=store)
     assert query.returncode == 0, query.stderr
     assert json.loads(query.stdout) == [{"n": 30 * 5, "ids": 30}]
 
     labels = tmp_path / "labels.csv"
     pd.DataFrame({"request_id": ids[:10], "label": [1] * 10}).to_csv(labels, index=False)
-    attached = run_cli("feedback", str(labels), cwd=ws.root)
+    attached = run_cli("feedback", str(labels), cwd=ws.root, env=store)
     assert attached.returncode == 0 and "attached 10 labels" in attached.stdout, attached.stderr
-    table = run_cli("predictions", "query", "SELECT count(*) AS labels FROM feedback", cwd=ws.root)
+    table = run_cli("predictions", "query", "SELECT count(*) AS labels FROM feedback", cwd=ws.root, env=store)
     assert "10" in table.stdout, table.stderr
     (tmp_path / "bad.csv").write_text("id,label\nx,1\n")
-    bad = run_cli("feedback", str(tmp_path / "bad.csv"), cwd=ws.root)
+    bad = run_cli("feedback", str(tmp_path / "bad.csv"), cwd=ws.root, env=store)
     assert bad.returncode == 2 and "missing column request_id" in bad.stderr
