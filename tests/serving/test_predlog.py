@@ -27,32 +27,6 @@ from dsops.serving.predlog_query import PredictionLog
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def objects(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    """An empty object store: a local directory, or a fresh bucket on SeaweedFS."""
-    if request.param == "local":
-        return open_object_store(None, tmp_path / "objects")
-    return open_object_store(request.getfixturevalue("s3_objects_url"), tmp_path / "state")
-
-
-@pytest.fixture
-def writers(objects: ObjectStore, manual_clock: ManualClock):
-    """Factory of writers on ``objects`` that never flush on their own (closed at teardown)."""
-    made: list[PredictionLogWriter | FeedbackWriter] = []
-
-    def make(kind: type = PredictionLogWriter, **options: object):
-        defaults: dict[str, object] = {"clock": manual_clock, "flush_interval_s": 3600}
-        if kind is PredictionLogWriter:
-            defaults["env"] = "prod"
-        writer = kind(objects, **{**defaults, **options})
-        made.append(writer)
-        return writer
-
-    yield make
-    for writer in made:
-        writer.close()
-
-
 def count(objects: ObjectStore, view: str = "predictions") -> int:
     return int(PredictionLog(objects).query(f"SELECT count(*) AS n FROM {view}")["n"][0].as_py())
 

@@ -1,4 +1,5 @@
-"""``dsops serve``, ``dsops feedback FILE`` and ``dsops predictions query``: the gateway and its logs."""
+"""``dsops serve``, ``dsops feedback FILE`` and ``dsops predictions query|compact|prune``: the gateway
+and its logs."""
 
 from __future__ import annotations
 
@@ -85,6 +86,62 @@ def query(
     shown = min(limit, len(records))
     console.print(f"{len(records)} row{'s' if len(records) != 1 else ''}"
                   + (f" ({shown} shown; --limit or --json for more)" if shown < len(records) else ""))
+
+
+@predictions_app.command("compact")
+def compact(json_output: JsonOpt = False) -> None:
+    """Merge the log's small segments into one file per folder (dsops serve does it every 10 minutes)."""
+    from dsops.cli.output import console, print_json
+    from dsops.serving.predlog_compact import compact as compact_logs
+    from dsops.workspace import Workspace
+
+    ws = Workspace.open()
+    result = compact_logs(ws.objects, ws.now())
+    if json_output:
+        print_json(vars(result))
+        return
+    console.print(f"compacted {result.segments} segments ({result.rows} rows) into {result.files} "
+                  f"file{'s' if result.files != 1 else ''}; removed {result.deleted} files replaced "
+                  "more than 10 minutes ago")
+
+
+@predictions_app.command("prune")
+def prune(
+    before: Annotated[str | None, typer.Option(
+        help="Delete the days before this date (YYYY-MM-DD, UTC).")] = None,
+    older_than: Annotated[str | None, typer.Option(
+        help="Delete the days older than this, e.g. 90d (retention).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count what would be deleted; delete nothing.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Delete whole days of predictions and feedback (audited): the log's retention."""
+    from datetime import date, timedelta
+
+    from dsops.cli.output import console, print_json
+    from dsops.core.durations import parse_duration
+    from dsops.core.errors import UsageError
+    from dsops.serving.predlog_compact import prune as prune_logs
+    from dsops.serving.predlog_schema import utc_date
+    from dsops.workspace import Workspace
+
+    if (before is None) == (older_than is None):
+        raise UsageError("give one of --before DATE or --older-than DURATION", hint="e.g. --older-than 90d")
+    ws = Workspace.open()
+    if before is not None:
+        try:
+            cutoff = date.fromisoformat(before)
+        except ValueError:
+            raise UsageError(f"--before: {before!r} is not a date (expected YYYY-MM-DD)") from None
+    else:
+        cutoff = utc_date(ws.now() - timedelta(seconds=parse_duration(older_than or "")))
+    result = prune_logs(ws, cutoff, dry_run=dry_run)
+    if json_output:
+        print_json({"before": cutoff.isoformat(), "days": result.days, "files": result.files,
+                    "dry_run": dry_run})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {result.files} files ({result.days} day folders of predictions and feedback) "
+                  f"before {cutoff.isoformat()}")
 
 
 def _read_feedback(file: Path) -> tuple[list[str], list[object], list[int] | None]:

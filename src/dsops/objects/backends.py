@@ -11,6 +11,7 @@ names in ``logs/`` (prediction logs, feedback), read in place by pyarrow and Duc
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -57,6 +58,9 @@ class Backend(Protocol):
 
     def list_logs(self, prefix: str = "") -> list[str]:
         """Keys (relative to ``logs/``) of every log segment under the folder ``prefix``."""
+
+    def delete_logs(self, keys: list[str]) -> None:
+        """Remove log segments (compacted or past retention); one already gone is no error."""
 
     def arrow_filesystem(self) -> tuple[Any, str]:
         """A ``pyarrow.fs.FileSystem`` and the path of ``logs/`` on it, for readers."""
@@ -158,6 +162,11 @@ class LocalBackend:
                         if not name.startswith("."))
         return keys
 
+    def delete_logs(self, keys: list[str]) -> None:
+        logs = self.root / LOGS
+        for key in keys:
+            (logs / check_log_key(key)).unlink(missing_ok=True)
+
     def arrow_filesystem(self) -> tuple[Any, str]:
         from pyarrow import fs
 
@@ -236,6 +245,12 @@ class FsspecBackend:
         base = len(self._path(LOGS)) + 1
         return sorted(p[base:] for p in found
                       if p.startswith(top + "/") and not p.rsplit("/", 1)[-1].startswith("."))
+
+    def delete_logs(self, keys: list[str]) -> None:
+        if keys:  # s3fs deletes up to 1,000 keys a request
+            paths = [self._path(f"{LOGS}/{check_log_key(key)}") for key in keys]
+            with contextlib.suppress(FileNotFoundError):
+                self._call("delete", self.fs.rm, paths)
 
     def arrow_filesystem(self) -> tuple[Any, str]:
         from pyarrow import fs

@@ -210,12 +210,17 @@ class ObjectStore:
 
     def put_log(self, key: str, data: bytes) -> None:
         """Store a log segment under ``logs/<key>`` atomically. Log segments are named by
-        their writer (time-ordered ids), not by content, and are never rewritten."""
+        their writer (time-ordered ids), not by content, and are never rewritten (only
+        replaced by compaction, see serving/predlog_compact.py)."""
         self.backend.put_log(key, data)
 
     def list_logs(self, prefix: str = "") -> list[str]:
         """Keys (relative to ``logs/``) of the log segments under the folder ``prefix``."""
         return self.backend.list_logs(prefix)
+
+    def delete_logs(self, keys: list[str]) -> None:
+        """Remove log segments under ``logs/`` (compacted, or past retention)."""
+        self.backend.delete_logs(keys)
 
     def log_filesystem(self) -> tuple[Any, str]:
         """``(pyarrow filesystem, root)``: segment ``key`` is read at ``f"{root}/{key}"``."""

@@ -24,11 +24,14 @@ import pyarrow.parquet as pq
 from dsops.core.errors import UsageError
 from dsops.objects.store import ObjectStore
 from dsops.serving.predlog_schema import (
+    COVERS_KEY,
     FEEDBACK,
     FEEDBACK_SCHEMA,
     PREDICTION_SCHEMA,
     TIME,
+    is_compact,
     key_partitions,
+    live_keys,
     prediction_prefix,
     utc_date,
     widened,
@@ -72,6 +75,8 @@ class PredictionLog:
         self._threads = threads
         self._memory_limit = memory_limit
         self._schemas: dict[str, pa.Schema | None] = {}
+        # Of each compacted file read: the names of the segments it replaces.
+        self.covers: dict[str, frozenset[str]] = {}
         self._interned: dict[str, pa.Schema] = {}
 
     # ------------------------------------------------------------------ predictions
@@ -180,7 +185,7 @@ class PredictionLog:
         start: datetime | None, end: datetime | None,
     ) -> tuple[ds.Dataset, ds.Expression | None]:
         keys = self._keys(prediction_prefix(model, version), start, end)
-        dataset = self._dataset(keys, PREDICTION_SCHEMA)
+        dataset = self.dataset(keys, PREDICTION_SCHEMA)
         conditions = []
         for name, value in (("model", model), ("version", version),
                             ("deployment", deployment), ("env", env)):
@@ -198,9 +203,21 @@ class PredictionLog:
     def _feedback(self, since: datetime | None = None) -> ds.Dataset:
         # Labels come after their predictions: a day of margin for clocks that disagree.
         keys = self._keys(f"{FEEDBACK}/", since - timedelta(days=1) if since else None, None)
-        return self._dataset(keys, FEEDBACK_SCHEMA)
+        return self.dataset(keys, FEEDBACK_SCHEMA)
+
+    def segments(self, prefix: str, start: datetime | None = None, end: datetime | None = None
+                 ) -> tuple[list[str], set[str]]:
+        """``(files to read, files replaced by a compacted one)`` under the folder ``prefix``
+        (of ``logs/``), limited to the days ``[start, end)`` touches."""
+        keys = self._keys_by_day(prefix, start, end)
+        self.footers([k for k in keys if is_compact(k)])
+        return live_keys(keys, self.covers)
 
     def _keys(self, prefix: str, start: datetime | None, end: datetime | None) -> list[str]:
+        return self.segments(prefix, start, end)[0]
+
+    def _keys_by_day(self, prefix: str, start: datetime | None, end: datetime | None
+                     ) -> list[str]:
         first = utc_date(start) if start is not None else date.min
         last = utc_date(end - timedelta(microseconds=1)) if end is not None else date.max
         keys = []
@@ -216,8 +233,9 @@ class PredictionLog:
             keys.append(key)
         return keys
 
-    def _dataset(self, keys: list[str], base: pa.Schema) -> ds.Dataset:
-        schemas = self._read_schemas(keys)
+    def dataset(self, keys: list[str], base: pa.Schema) -> ds.Dataset:
+        """The files ``keys`` as one dataset, their schemas unified over ``base``."""
+        schemas = self.footers(keys)
         keys = [k for k in keys if schemas.get(k) is not None]
         if not keys:
             return ds.dataset(base.empty_table())
@@ -226,12 +244,18 @@ class PredictionLog:
             [f"{self._root}/{key}" for key in keys], schema=schema,
             format=ds.ParquetFileFormat(), filesystem=self._fs)
 
-    def _read_schemas(self, keys: list[str]) -> dict[str, pa.Schema | None]:
+    def footers(self, keys: list[str]) -> dict[str, pa.Schema | None]:
+        """The schema of each file (None: unreadable), read once per reader; the names a
+        compacted file replaces are kept aside (``segments`` uses them)."""
         missing = [k for k in keys if k not in self._schemas]
 
         def read(key: str) -> tuple[str, pa.Schema | None]:
             try:
                 schema = pq.read_schema(f"{self._root}/{key}", filesystem=self._fs)
+                covers = (schema.metadata or {}).get(COVERS_KEY)
+                if covers is not None:
+                    self.covers[key] = frozenset(covers.decode().split("\n"))
+                    schema = schema.remove_metadata()
                 # Segments of a (model, version) share a schema: keep one object for all.
                 return key, self._interned.setdefault(schema.to_string(), schema)
             except (OSError, pa.ArrowInvalid) as exc:
@@ -249,6 +273,7 @@ class PredictionLog:
         wanted = {k: self._schemas[k] for k in keys}
         if len(self._schemas) > SCHEMA_CACHE_SIZE:  # a long-lived reader: forget old days
             self._schemas = dict(wanted)
+            self.covers = {k: v for k, v in self.covers.items() if k in wanted}
         return wanted
 
     def _connect(self) -> Any:

@@ -74,6 +74,51 @@ def key_partitions(key: str) -> dict[str, str]:
             (part.partition("=") for part in key.split("/")[:-1]) if sep}
 
 
+# Compaction (see predlog_compact.py) merges a folder's segments into one file named
+# ``compact-<id>.parquet`` whose footer lists the segments it replaces; they are deleted a
+# while later. Until then a reader that lists the folder sees both and must read each row
+# once: `live_keys` decides which files that is.
+COMPACT_PREFIX = "compact-"
+COVERS_KEY = b"dsops.covers"  # footer metadata: the names of the segments replaced, one a line
+
+
+def is_compact(key: str) -> bool:
+    """True for a compacted file's key."""
+    return key.rpartition("/")[2].startswith(COMPACT_PREFIX)
+
+
+def chosen_compacts(covers: Mapping[str, frozenset[str]]) -> list[str]:
+    """Of one folder's compacted files (key: the names they replace), those to read: the
+    largest first, skipping any that shares a segment with one already chosen (two
+    compactions that ran at once). A skipped file's other segments are still on disk,
+    since a segment is deleted only once a chosen file replaces it."""
+    chosen: list[str] = []
+    taken: set[str] = set()
+    for key in sorted(covers, key=lambda k: (-len(covers[k]), k)):
+        if taken.isdisjoint(covers[key]):
+            chosen.append(key)
+            taken |= covers[key]
+    return chosen
+
+
+def live_keys(keys: Sequence[str], covers: Mapping[str, frozenset[str]]
+              ) -> tuple[list[str], set[str]]:
+    """``(keys to read, keys replaced)``: every row once. ``covers`` holds the names each
+    compacted file among ``keys`` replaces (a file missing from it is not read)."""
+    folders: dict[str, dict[str, frozenset[str]]] = {}
+    for key in keys:
+        if is_compact(key) and key in covers:
+            folders.setdefault(key.rpartition("/")[0], {})[key] = covers[key]
+    replaced: set[str] = set()
+    chosen: set[str] = set()
+    for folder, compacts in folders.items():
+        for key in chosen_compacts(compacts):
+            chosen.add(key)
+            replaced.update(f"{folder}/{name}" for name in compacts[key])
+    live = [k for k in keys if (k in chosen if is_compact(k) else k not in replaced)]
+    return live, replaced
+
+
 def utc_date(when: datetime) -> date:
     """The UTC calendar day of ``when`` (naive times are taken as UTC)."""
     if when.tzinfo is None or when.tzinfo is UTC:

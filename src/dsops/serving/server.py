@@ -128,30 +128,39 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 def _reconcile_forever(ws: Any, stop: threading.Event, every_s: float, say: Callable[[str], None]) -> None:
     """Every ``every_s`` seconds, in this process only: advance due rollouts, then evaluate
-    the monitors of this environment whose schedule (``every``) has come."""
+    the monitors of this environment whose schedule (``every``) has come; every
+    ``COMPACT_EVERY``, compact the prediction log (see predlog_compact.py)."""
     from dsops.monitoring.service import MonitorService
     from dsops.rollout.service import RolloutService
+    from dsops.serving.predlog_compact import COMPACT_EVERY, compact
 
     service, monitors = RolloutService(ws), MonitorService(ws)
     env = os.environ.get(ENV_VAR, "")
     failing: set[str] = set()
+    compacted_at = ws.clock.now()
     while not stop.wait(every_s):
-        for task in ("rollouts", "monitors"):
+        for task in ("rollouts", "monitors", "log compaction"):
             try:
+                now = ws.clock.now()
                 if task == "rollouts":
-                    for info in service.reconcile(ws.clock.now()):
+                    for info in service.reconcile(now):
                         say(f"rollout {info.id}: {info.model}@{info.version} in {info.env} is "
                             f"{info.status}" + (f" at {info.weight}%" if info.status == "progressing"
                                                 else "") + (f" ({info.reason})" if info.reason else ""))
-                else:
-                    for result in monitors.run_due(ws.clock.now(), env=env):
+                elif task == "monitors":
+                    for result in monitors.run_due(now, env=env):
                         if result.status == "firing":
                             say(f"monitor {result.monitor}: "
                                 + "; ".join(r.rule for r in result.rules if r.firing))
+                elif now - compacted_at >= COMPACT_EVERY:
+                    compacted_at = now
+                    done = compact(ws.objects, now)
+                    if done.files or done.deleted:
+                        log.info("prediction log: %d segments compacted into %d files, %d files removed",
+                                 done.segments, done.files, done.deleted)
             except Exception as exc:  # the gateway keeps serving; the next tick tries again
                 if task not in failing:
-                    log.warning("%s: %s", "rollout reconcile failed" if task == "rollouts"
-                                else "monitor evaluation failed", exc)
+                    log.warning("%s failed: %s", task, exc)
                 failing.add(task)
                 continue
             failing.discard(task)
