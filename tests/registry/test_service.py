@@ -175,6 +175,31 @@ def test_a_model_trained_on_revoked_data_is_flagged(workspace: Workspace, tmp_pa
     assert registry.list()[0].flags == ["trained on revoked d@1"]
 
 
+def test_listing_counts_versions_and_flags_only_the_versions_shown(workspace: Workspace,
+                                                                   tmp_path: Path) -> None:
+    from dsops.data.service import DatasetService
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b\n1,2\n3,4\n")
+    DatasetService(workspace).add(csv, name="d")
+    tracking = TrackingService(workspace)
+    run = tracking.start_run("train")
+    tracking.add_lineage(["data:d@1"], [f"run:{run.id}"])
+    registry = RegistryService(workspace)
+    for c in (1.0, 0.5, 0.1):
+        model, x = _model(c)
+        path = sdk.save_model(model, tmp_path / f"model-{c}", input_example=x.head())
+        registry.register("m", path, run_id=run.id if c == 1.0 else None)
+    registry.set_alias("m@1", "staging")
+    DatasetService(workspace).revoke("d@1", reason="consent withdrawn")
+
+    (summary,) = registry.list()
+    assert (summary.latest, summary.versions, summary.aliases) == (3, 3, {"staging": 1})
+    assert summary.flags == ["trained on revoked d@1"]  # of m@1, shown through its alias
+    registry.set_alias("m@2", "staging")
+    assert registry.list()[0].flags == []  # m@1 is no longer shown
+
+
 def test_models_diff(workspace: Workspace) -> None:
     model, x = _model()
     sdk.log_model(model, "m", input_example=x.head(), metrics={"auc": 0.8}, workspace=workspace)

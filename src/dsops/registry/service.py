@@ -187,21 +187,31 @@ class RegistryService:
     def list(self) -> list[ModelSummary]:
         """Every model with its latest version, aliases and flags."""
         with self.ws.store.read() as session:
+            # Counts and latest numbers in one query; rows only of the versions shown (the
+            # latest and the aliased), not of every version of every model.
+            counts = {model_id: (count, latest) for model_id, count, latest in session.execute(
+                select(ModelVersion.model_id, func.count(), func.max(ModelVersion.version))
+                .group_by(ModelVersion.model_id))}
+            aliases: dict[str, dict[str, int]] = {}
+            for model_id, alias, version in session.execute(
+                    select(ModelAlias.model_id, ModelAlias.alias, ModelAlias.version)
+                    .order_by(ModelAlias.alias)):
+                aliases.setdefault(model_id, {})[alias] = version
             out = []
             for model in session.execute(select(Model).order_by(Model.name)).scalars():
-                rows = session.execute(
-                    select(ModelVersion).where(ModelVersion.model_id == model.id)
-                    .order_by(ModelVersion.version.desc())).scalars().all()
-                if not rows:
+                if model.id not in counts:
                     continue
-                aliases = self._aliases(session, model)
-                shown = {rows[0].version, *aliases.values()}
-                flags = sorted({flag for row in rows if row.version in shown
+                count, latest = counts[model.id]
+                named = aliases.get(model.id, {})
+                rows = {row.version: row for row in session.execute(
+                    select(ModelVersion).where(ModelVersion.model_id == model.id,
+                                               ModelVersion.version.in_({latest, *named.values()}))
+                ).scalars()}
+                flags = sorted({flag for row in rows.values()
                                 for flag in self._flags(session, model, row)})
                 out.append(ModelSummary(
-                    name=model.name, latest=rows[0].version, versions=len(rows),
-                    aliases=aliases, flavor=rows[0].flavor, updated_at=rows[0].created_at,
-                    flags=flags))
+                    name=model.name, latest=latest, versions=count, aliases=named,
+                    flavor=rows[latest].flavor, updated_at=rows[latest].created_at, flags=flags))
             return out
 
     def history(self, name: str) -> list[AliasChange]:
