@@ -139,7 +139,13 @@ def test_no_drift_no_incident_and_accuracy_over_labelled_requests(
 
 
 def test_drift_opens_one_incident_rolls_back_and_resolves_when_healthy(
-        ws: Workspace, manual_clock: ManualClock) -> None:
+        ws: Workspace, manual_clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsops.data.service import DatasetService
+
+    reads: list[str] = []
+    read_table = DatasetService.read_table
+    monkeypatch.setattr(DatasetService, "read_table",
+                        lambda self, ref: reads.append(str(ref)) or read_table(self, ref))
     _serve(ws, manual_clock, _applications(1500, 3, shift=25.0))
     monitors = MonitorService(ws)
     [result] = monitors.run("watch")
@@ -172,6 +178,7 @@ def test_drift_opens_one_incident_rolls_back_and_resolves_when_healthy(
     assert resolved.status == "resolved" and resolved.resolved_by == "dsops-monitor"
     assert resolved.time_to_restore_s == pytest.approx(timedelta(hours=2, minutes=41).total_seconds())
     assert [r.status for r in monitors.history("watch")] == ["firing", "firing", "ok", "ok"]
+    assert len(reads) == 2  # the reference read once per model version, not per evaluation
 
 
 def test_people_acknowledge_and_resolve(ws: Workspace, manual_clock: ManualClock) -> None:

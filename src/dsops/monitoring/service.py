@@ -4,6 +4,7 @@ alert rules; open (or update) incidents and run their actions; store every evalu
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from dsops.store.models import MonitorEvaluation
 from dsops.workspace import Workspace
 
 REFERENCE_ROWS = 50_000  # rows of the reference the model predicts for prediction drift
+REFERENCES_KEPT = 8  # references a long-lived MonitorService keeps in memory
 
 
 class RuleResult(BaseModel):
@@ -59,6 +61,11 @@ class MonitorService:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
+        # (dataset version, model version, features) -> what `_reference` returns: a
+        # long-lived service (dsops serve's timer) reads the reference and predicts on it
+        # once, not at every evaluation. Both versions are immutable.
+        self._references: OrderedDict[tuple[str, str, str], tuple[str, Any, list[str], Any]] = \
+            OrderedDict()
 
     def run(self, name: str | None = None, *, now: datetime | None = None) -> list[MonitorResult]:
         """Evaluate one monitor, or every monitor declared in dsops.yaml."""
@@ -243,7 +250,13 @@ class MonitorService:
         ref = config.reference or (info.datasets[0] if info.datasets else None)
         if ref is None:
             return "", None, [], None
-        table = DatasetService(self.ws).read_table(ref.removeprefix("data:"))
+        datasets = DatasetService(self.ws)
+        resolved = datasets.show(ref.removeprefix("data:")).ref  # `credit` moves; `credit@3` not
+        key = (resolved, info.ref, repr(config.drift.features))
+        if key in self._references:
+            self._references.move_to_end(key)
+            return self._references[key]
+        table = datasets.read_table(resolved)
         features = [c["name"] for c in input_columns(info.signature)] or list(table.column_names)
         if config.drift.features != "all":
             features = [f for f in features if f in config.drift.features]
@@ -253,7 +266,10 @@ class MonitorService:
             predictions = load_registered(self.ws, info.ref).predict(sample.to_pandas())
         except Exception:  # prediction drift is optional: inputs' drift still counts
             predictions = None
-        return ref, table, features, predictions
+        self._references[key] = (ref, table, features, predictions)
+        while len(self._references) > REFERENCES_KEPT:
+            self._references.popitem(last=False)
+        return self._references[key]
 
     def _was_firing(self, name: str, rule: str) -> bool:
         with self.ws.store.read() as session:
