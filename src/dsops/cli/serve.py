@@ -100,9 +100,10 @@ def compact(json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(vars(result))
         return
-    console.print(f"compacted {result.segments} segments ({result.rows} rows) into {result.files} "
-                  f"file{'s' if result.files != 1 else ''}; removed {result.deleted} files replaced "
-                  "more than 10 minutes ago")
+    console.print(f"compacted {result.segments:,} segments ({result.rows:,} rows) into {result.files:,} "
+                  f"file{'s' if result.files != 1 else ''}"
+                  + (f"; removed {result.deleted:,} files replaced more than 10 minutes ago"
+                     if result.deleted else ""))
 
 
 @predictions_app.command("prune")
@@ -140,7 +141,7 @@ def prune(
                     "dry_run": dry_run})
         return
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {result.files} files ({result.days} day folders of predictions and feedback) "
+    console.print(f"{verb} {result.files:,} files ({result.days:,} day folders of predictions and feedback) "
                   f"before {cutoff.isoformat()}")
 
 
