@@ -247,13 +247,15 @@ def create_dsops_runs(ws: Any, runs: list[tuple[dict[str, str], dict[str, float]
     from sqlalchemy import insert
 
     from dsops.core.ids import new_id
-    from dsops.store.models import Run, RunLatestMetric, RunMetric, RunParam
+    from dsops.store.models import Run, RunLatestMetric, RunMetric, RunParam, RunValues
     from dsops.tracking.environment import environment_lock
+    from dsops.tracking.run_values import as_json
 
     env = environment_lock()  # every run records the package set: keep the rows that big
     start = datetime.now(UTC) - timedelta(days=1)
     t0 = time.perf_counter()
-    rows: dict[str, list[dict[str, Any]]] = {"runs": [], "params": [], "latest": [], "history": []}
+    rows: dict[str, list[dict[str, Any]]] = {"runs": [], "params": [], "latest": [], "history": [],
+                                             "values": []}
     for i, (params, metrics) in enumerate(runs):
         run_id = new_id()
         at = start + timedelta(seconds=i)
@@ -269,11 +271,14 @@ def create_dsops_runs(ws: Any, runs: list[tuple[dict[str, str], dict[str, float]
             rows["latest"].append({"run_id": run_id, "key": key, "value": value, "step": 0})
             rows["history"].append({"run_id": run_id, "key": key, "value": value, "step": 0,
                                     "at": at})
+        rows["values"].append({"run_id": run_id, "params": as_json(params),
+                               "metrics": as_json(metrics)})
     with ws.store.transaction() as session:
         session.execute(insert(Run), rows["runs"])
         session.execute(insert(RunParam), rows["params"])
         session.execute(insert(RunLatestMetric), rows["latest"])
         session.execute(insert(RunMetric), rows["history"])
+        session.execute(insert(RunValues), rows["values"])
     return time.perf_counter() - t0
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dsops.core.errors import StoreError
 
 # The newest migration this dsops knows; tests/store checks it is the Alembic head.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -129,9 +129,11 @@ class RunParam(Base):
 
     __tablename__ = "run_params"
     # run_id last: the filter subqueries (SELECT run_id … WHERE key = ? AND value …) read
-    # the index alone (migration 0008).
+    # the index alone (migration 0008); run_id first: a filter joining a param condition
+    # to another one looks each run up in the index alone (migration 0009).
     __table_args__ = (Index("ix_run_params_key_number", "key", "number", "run_id"),
-                      Index("ix_run_params_key_value", "key", "value", "run_id"))
+                      Index("ix_run_params_key_value", "key", "value", "run_id"),
+                      Index("ix_run_params_run_id_key_value", "run_id", "key", "value"))
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
@@ -163,6 +165,18 @@ class RunLatestMetric(Base):
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     step: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunValues(Base):
+    """A run's params and latest metrics as two JSON objects, rewritten by the tracking
+    service whenever it writes the per-key rows above: listings read one row a run,
+    filters and sorts the per-key rows and their indexes (migration 0009)."""
+
+    __tablename__ = "run_values"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    params: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[str] = mapped_column(Text)
 
 
 class RunArtifact(Base):

@@ -1,7 +1,8 @@
 """The run filter and sort language compiled to SQL conditions and ORDER BY terms on ``Run``.
 
 Metric and param conditions become ``runs.id IN (SELECT run_id … WHERE key = ? AND …)``
-over the ``(key, value)`` and ``(key, number)`` indexes; every literal is a bound parameter.
+over the ``(key, value)`` and ``(key, number)`` indexes (those of a conjunction joined on
+``run_id`` in one subquery); every literal is a bound parameter.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, Table, and_, func, not_, or_, select
 
 from dsops.core.errors import UsageError
 from dsops.store.models import Run, RunLatestMetric, RunParam
@@ -40,44 +41,46 @@ def compile_filter(f: Filter) -> ColumnElement[bool]:
             return and_(*(compile_filter(p) for p in f.parts))
         rest = [compile_filter(p) for p in f.parts
                 if not (isinstance(p, Comparison) and p.field.scope != "attribute")]
-        return and_(_nested_in(keyed), *rest)
+        return and_(_all_hold(keyed), *rest)
     if isinstance(f, Or):
         return or_(*(compile_filter(p) for p in f.parts))
     if isinstance(f, Not):
         return not_(compile_filter(f.operand))
     if f.field.scope != "attribute":
-        return _nested_in([f])
+        return _all_hold([f])
     _check(f)
     if f.field.name == "started_at":
         return _time_condition(f.op, parse_time(f.value))  # type: ignore[arg-type]
     return _compare(RUNS.c[f.field.name], f.op, f.value)
 
 
-def _nested_in(comparisons: list[Comparison]) -> ColumnElement[bool]:
-    """Metric and param comparisons, all holding: ``runs.id IN (SELECT run_id FROM …
-    WHERE key = ? AND … AND run_id IN (SELECT run_id FROM … ))``, first one outermost.
+def _all_hold(comparisons: list[Comparison]) -> ColumnElement[bool]:
+    """Metric and param comparisons, all holding: ``runs.id IN (SELECT c0.run_id FROM …
+    AS c0 JOIN … AS c1 ON c1.run_id = c0.run_id … WHERE c0.key = ? AND … AND c1.key = ?
+    AND …)``.
 
     "Has the key and it satisfies the condition": `!=` never matches runs lacking it. IN
     over the (key, value) indexes, not a correlated EXISTS: SQLite ran that once per run
-    (37 ms at 10k runs; 10 ms this way). Nested rather than one IN per comparison: the
-    runs are then looked up only for the ids every comparison let through (10,000 runs,
-    957 with auc > 0.9, 208 of them lgbm: 12 % less time).
+    (37 ms at 10k runs; 10 ms this way). One join rather than an IN per comparison or a
+    chain of nested INs: the database reads the ids one comparison lets through and looks
+    each up for the others, with no temporary list in between (10,000 runs, 957 with
+    auc > 0.9, 208 of them lgbm: a quarter fewer instructions on SQLite than the chain).
     """
-    for c in comparisons:
+    tables: list[Any] = []  # aliases of the two tables
+    conditions: list[ColumnElement[bool]] = []
+    for i, c in enumerate(comparisons):
         _check(c)
-    inner: Select[Any] | None = None
-    for c in reversed(comparisons):
-        table: Table
+        table = (METRICS if c.field.scope == "metrics" else PARAMS).alias(f"c{i}")
         if c.field.scope == "metrics":
-            table = METRICS
-            condition = _compare(METRICS.c.value, c.op, _floats(c.value))
+            condition = _compare(table.c.value, c.op, _floats(c.value))
         else:
-            table = PARAMS
-            condition = _param_condition(c.op, c.value)
-        query = select(table.c.run_id).where(table.c.key == c.field.name, condition)
-        inner = query if inner is None else query.where(table.c.run_id.in_(inner))
-    assert inner is not None
-    return RUNS.c.id.in_(inner)
+            condition = _param_condition(table, c.op, c.value)
+        tables.append(table)
+        conditions += [table.c.key == c.field.name, condition]
+    first, joined = tables[0], tables[0]
+    for table in tables[1:]:
+        joined = joined.join(table, table.c.run_id == first.c.run_id)
+    return RUNS.c.id.in_(select(first.c.run_id).select_from(joined).where(*conditions))
 
 
 def _check(c: Comparison) -> None:
@@ -86,24 +89,25 @@ def _check(c: Comparison) -> None:
         raise UsageError(f"invalid filter: {problem[0]}")
 
 
-def _param_condition(op: str, value: Value | tuple[Value, ...]) -> ColumnElement[bool]:
+def _param_condition(params: Any, op: str, value: Value | tuple[Value, ...]
+                     ) -> ColumnElement[bool]:
     """Numbers compare ``run_params.number``, text ``value``, booleans ``lower(value)``.
     A text param differs from every number: ``params.layers != 3`` takes 'auto'."""
+    number, text = params.c.number, params.c.value
     if isinstance(value, tuple):
-        number = PARAMS.c.number
         matches = or_(
             # is-not-null first: NOT (NULL IN …) would drop the text params from `not in`.
             and_(number.is_not(None), number.in_([float(v) for v in value if _is_number(v)])),
-            PARAMS.c.value.in_([v for v in value if isinstance(v, str)]),
-            func.lower(PARAMS.c.value).in_([_bool_text(v) for v in value if isinstance(v, bool)]),
+            text.in_([v for v in value if isinstance(v, str)]),
+            func.lower(text).in_([_bool_text(v) for v in value if isinstance(v, bool)]),
         )
         return matches if op == "in" else not_(matches)
     if isinstance(value, bool):
-        return _compare(func.lower(PARAMS.c.value), op, _bool_text(value))
+        return _compare(func.lower(text), op, _bool_text(value))
     if _is_number(value):
-        compared = _compare(PARAMS.c.number, op, float(value))
-        return or_(PARAMS.c.number.is_(None), compared) if op == "!=" else compared
-    return _compare(PARAMS.c.value, op, value)
+        compared = _compare(number, op, float(value))
+        return or_(number.is_(None), compared) if op == "!=" else compared
+    return _compare(text, op, value)
 
 
 def _floats(value: Value | tuple[Value, ...]) -> float | tuple[float, ...]:

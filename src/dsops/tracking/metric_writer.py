@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dsops.core.errors import UsageError
+from dsops.tracking.run_values import refresh
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -56,8 +57,9 @@ class MetricColumns:
 
 def write_metrics(conn: Connection, run_id: str,
                   metrics: Sequence[MetricRow] | MetricColumns) -> int:
-    """Append values to the run's history and raise its latest values, in the caller's
-    transaction; a bad value raises ``UsageError`` before anything is written."""
+    """Append values to the run's history and raise its latest values (and its
+    ``run_values`` row), in the caller's transaction; a bad value raises ``UsageError``
+    before anything is written."""
     if not len(metrics):
         return 0
     keys, values, steps, times = _checked(metrics)
@@ -96,6 +98,7 @@ def write_metrics(conn: Connection, run_id: str,
             [(run_id, key, value, step) for key, (value, step) in latest.items()])
     finally:
         cursor.close()
+    refresh(conn, run_id, "metrics")
     return count
 
 

@@ -1,40 +1,58 @@
 """Runs out of the store as values: listings (``RunSummary``) and single runs (``RunInfo``).
 
-Set-based and ORM-free: one query for the runs, then one each for their params and
-latest metrics (``run_id IN (…)``), through SQLAlchemy Core rows into plain values.
-Measured on 10,000 runs with 208 matches: loading ORM objects and validating pydantic
-models took 15–17 ms; this takes about a third of that, most of it the filter itself.
+Set-based and ORM-free: one query for the runs, then one for their params and latest
+metrics (``run_values``, one row a run). A listing's statement is built and compiled
+once per filter and sort text and runs on the DBAPI cursor, so a repeated search pays
+only for the SQL and for making the values.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import Connection, Select, select
+from sqlalchemy.engine import Dialect
 
 from dsops.core.clock import as_utc
 from dsops.store.models import LineageEdge, RunArtifact
-from dsops.tracking.filter_sql import RUNS
+from dsops.tracking.filter import parse_filter, parse_sort
+from dsops.tracking.filter_sql import RUNS, compile_filter, compile_sort
 from dsops.tracking.models import ArtifactInfo, RunInfo, RunSummary
+from dsops.tracking.run_values import EMPTY, parse_objects, read_values
 
 # Every column but the package list (`environment`, ~200 entries): that is for `show`.
 # Core columns, not ORM attributes (see filter_sql.RUNS).
 SUMMARY_COLUMNS = tuple(RUNS.c[name] for name in (
     "id", "name", "kind", "status", "created_by", "started_at", "ended_at", "exit_code",
     "command", "git_commit", "git_dirty", "error"))
-# Ids per `IN (…)`: under SQLite's historical limit of 999 parameters a statement.
-_IDS_PER_QUERY = 900
+NEWEST_FIRST = (RUNS.c.started_at.desc(), RUNS.c.id.desc())
+_fromisoformat = datetime.fromisoformat
 
 
-def read_summaries(conn: Connection, where: ColumnElement[bool] | None,
-                   order_by: Sequence[ColumnElement[Any]], limit: int) -> list[RunSummary]:
-    """The runs matching ``where`` in ``order_by`` order, at most ``limit``, with their
-    params and latest metrics."""
+@functools.lru_cache(maxsize=64)
+def listing_query(filter: str | None, sort: str | None, limit: int) -> Select[Any]:
+    """The statement listing runs that match ``filter`` (newest first unless sorted), at
+    most ``limit``; a malformed filter or sort raises ``UsageError``."""
     query = select(*SUMMARY_COLUMNS)
-    if where is not None:
-        query = query.where(where)
-    rows = conn.execute(query.order_by(*order_by).limit(limit)).all()
+    if filter:
+        query = query.where(compile_filter(parse_filter(filter)))
+    order = [*compile_sort(parse_sort(sort)), *NEWEST_FIRST] if sort else NEWEST_FIRST
+    return query.order_by(*order).limit(limit)
+
+
+def read_summaries(conn: Connection, query: Select[Any]) -> list[RunSummary]:
+    """The runs ``query`` (from ``listing_query``) selects, with their params and latest
+    metrics."""
+    sql, parameters = _dbapi_statement(query, conn.dialect)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return _summaries(conn, rows)
 
 
@@ -61,47 +79,53 @@ def read_run(conn: Connection, run_id: str) -> RunInfo:
                    inputs=sorted(inputs), outputs=sorted(outputs))
 
 
+@functools.lru_cache(maxsize=64)
+def _dbapi_statement(query: Select[Any], dialect: Dialect
+                     ) -> tuple[str, tuple[Any, ...] | dict[str, Any]]:
+    """``query`` as the driver's SQL text and parameters, for the DBAPI cursor.
+
+    SQLAlchemy would build a cache key for the statement and process the parameters and
+    result rows on every execution; a search repeats the same statement. Times are the
+    only parameters a driver would take differently: they get the column type's processing
+    (SQLite stores them as text).
+    """
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    to_text = RUNS.c.started_at.type.dialect_impl(dialect).bind_processor(dialect)
+    values = {name: to_text(value) if to_text and isinstance(value, datetime) else value
+              for name, value in compiled.construct_params().items()}
+    if compiled.positiontup is not None:
+        return compiled.string, tuple(values[name] for name in compiled.positiontup)
+    return compiled.string, values
+
+
 def _summaries(conn: Connection, rows: Sequence[Any]) -> list[RunSummary]:
-    """``RunSummary`` values for rows of ``SUMMARY_COLUMNS`` (extra columns ignored)."""
-    ids = [row[0] for row in rows]
-    params = by_run(conn, "run_params", ids)
-    metrics = by_run(conn, "run_latest_metrics", ids)
+    """``RunSummary`` values for rows of ``SUMMARY_COLUMNS`` (extra columns ignored),
+    as SQLAlchemy returns them or as the driver does (times as text on SQLite)."""
+    values = read_values(conn, [row[0] for row in rows])
+    texts = [values.get(row[0], EMPTY) for row in rows]
+    params = parse_objects([p for p, _ in texts])
+    metrics = parse_objects([m for _, m in texts])
     out = []
-    for row in rows:
+    for row, run_params, run_metrics in zip(rows, params, metrics, strict=True):
         (run_id, name, kind, status, created_by, started, ended, exit_code, command,
          commit, dirty, error) = row[:12]
-        started = as_utc(started)
+        started = _utc(started)
         if ended is not None:
-            ended = as_utc(ended)
+            ended = _utc(ended)
         out.append(RunSummary(
             run_id, name, kind, status, created_by, started, ended,
             (ended - started).total_seconds() if ended is not None else None, exit_code,
-            command, commit, dirty, error, params.get(run_id, {}), metrics.get(run_id, {})))
+            command, commit, None if dirty is None else bool(dirty), error,
+            run_params, run_metrics))
     return out
 
 
-def by_run(conn: Connection, table: str, run_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """``{run_id: {key: value}}`` of ``run_params`` or ``run_latest_metrics``."""
-    assert table in ("run_params", "run_latest_metrics")  # a name, never user input
-    out: dict[str, dict[str, Any]] = {}
-    if not run_ids:
-        return out
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.cursor()
-    try:
-        for start in range(0, len(run_ids), _IDS_PER_QUERY):
-            chunk = run_ids[start:start + _IDS_PER_QUERY]
-            cursor.execute(f'SELECT run_id, "key", value FROM {table} '
-                           f"WHERE run_id IN ({', '.join([mark] * len(chunk))})", chunk)
-            for run_id, key, value in cursor.fetchall():
-                values = out.get(run_id)
-                if values is None:
-                    values = out[run_id] = {}
-                values[key] = value
-    finally:
-        cursor.close()
-    return out
+def _utc(value: str | datetime) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite's driver returns the text
+    SQLAlchemy's ``DateTime`` wrote (UTC, no offset), parsed here in one call."""
+    if type(value) is str:
+        return _fromisoformat(value + "+00:00")
+    return as_utc(value)  # type: ignore[arg-type]
 
 
-
-__all__ = ["SUMMARY_COLUMNS", "by_run", "read_run", "read_summaries"]
+__all__ = ["SUMMARY_COLUMNS", "listing_query", "read_run", "read_summaries"]

@@ -23,7 +23,8 @@ from dsops.store.models import (
 from dsops.tracking.filter_sql import RUNS
 from dsops.tracking.metric_writer import MetricColumns, MetricRow, write_metrics
 from dsops.tracking.models import ArtifactInfo, Comparison, MetricPoint, RunInfo, RunSummary
-from dsops.tracking.run_reader import read_run, read_summaries
+from dsops.tracking.run_reader import listing_query, read_run, read_summaries
+from dsops.tracking.run_values import refresh
 from dsops.workspace import Workspace
 
 STATUSES = ("running", "finished", "failed", "killed")
@@ -129,15 +130,9 @@ class TrackingService:
              limit: int = 100) -> list[RunSummary]:
         """Runs matching ``filter`` (see docs/tracking.md), newest first unless sorted, with
         their params and latest metrics (``get`` has the rest)."""
-        from dsops.tracking.filter import parse_filter, parse_sort
-        from dsops.tracking.filter_sql import compile_filter, compile_sort
-
-        where = compile_filter(parse_filter(filter)) if filter else None
-        order = [RUNS.c.started_at.desc(), RUNS.c.id.desc()]
-        if sort:
-            order = [*compile_sort(parse_sort(sort)), *order]
+        query = listing_query(filter, sort, limit)  # a malformed filter fails here
         with self.ws.store.read() as session:
-            return read_summaries(session.connection(), where, order, limit)
+            return read_summaries(session.connection(), query)
 
     def compare(self, run_ids: list[str]) -> Comparison:
         """Params and latest metrics of several runs side by side, differences marked."""
@@ -173,6 +168,7 @@ class TrackingService:
     def _write_params(self, session: Session, run_id: str, params: dict[str, object]) -> None:
         current = dict(session.execute(select(RunParam.key, RunParam.value).where(
             RunParam.run_id == run_id, RunParam.key.in_([str(k) for k in params]))).all())
+        new = []
         for key, value in params.items():
             text = _param_text(value)
             if str(key) in current:
@@ -182,8 +178,12 @@ class TrackingService:
                     raise Conflict(f"param {key!r} of run {run_id} is already "
                                    f"{current[str(key)]!r}; a run's params cannot change")
                 continue
-            session.add(RunParam(run_id=run_id, key=str(key), value=text,
-                                 number=_as_number(value)))
+            new.append(RunParam(run_id=run_id, key=str(key), value=text,
+                                number=_as_number(value)))
+        if new:
+            session.add_all(new)
+            session.flush()
+            refresh(session.connection(), run_id, "params")
 
 
 def _resolve(conn: Connection, run_id: str) -> str:
