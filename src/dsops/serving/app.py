@@ -24,6 +24,7 @@ from starlette.routing import Route
 from dsops.core.errors import DsopsError
 from dsops.core.ids import new_id
 from dsops.serving.gateway import MODEL_HEADER, Gateway, Target, Unavailable
+from dsops.serving.pool import RETIRE_AFTER_S
 from dsops.serving.protocol import (
     BINARY_HEADER,
     ProtocolError,
@@ -33,7 +34,6 @@ from dsops.serving.protocol import (
     encode_mlflow,
     error_body,
 )
-from dsops.serving.runtime import RETIRE_AFTER_S
 
 log = logging.getLogger("dsops.serving")
 JSON = "application/json"

@@ -22,8 +22,9 @@ from dsops.core.errors import DsopsError, NotFound, UsageError
 from dsops.rollout.models import Route as RouteInfo
 from dsops.serving.batching import MicroBatcher
 from dsops.serving.metrics import GatewayMetrics, mark_worker_dead
+from dsops.serving.pool import RETIRE_AFTER_S, RuntimePool
 from dsops.serving.protocol import ProtocolError, Table
-from dsops.serving.runtime import RETIRE_AFTER_S, ModelRuntime, Prediction, RuntimePool
+from dsops.serving.runtime import ModelRuntime, Prediction
 
 log = logging.getLogger("dsops.serving")
 MODEL_HEADER = "x-dsops-model"
