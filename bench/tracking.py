@@ -249,7 +249,7 @@ def create_dsops_runs(ws: Any, runs: list[tuple[dict[str, str], dict[str, float]
     from dsops.core.ids import new_id
     from dsops.store.models import Run, RunLatestMetric, RunMetric, RunParam, RunValues
     from dsops.tracking.environment import environment_lock
-    from dsops.tracking.run_values import as_json
+    from dsops.tracking.run_values import encode
 
     env = environment_lock()  # every run records the package set: keep the rows that big
     start = datetime.now(UTC) - timedelta(days=1)
@@ -271,8 +271,7 @@ def create_dsops_runs(ws: Any, runs: list[tuple[dict[str, str], dict[str, float]
             rows["latest"].append({"run_id": run_id, "key": key, "value": value, "step": 0})
             rows["history"].append({"run_id": run_id, "key": key, "value": value, "step": 0,
                                     "at": at})
-        rows["values"].append({"run_id": run_id, "params": as_json(params),
-                               "metrics": as_json(metrics)})
+        rows["values"].append({"run_id": run_id, **encode(params, metrics)})
     with ws.store.transaction() as session:
         session.execute(insert(Run), rows["runs"])
         session.execute(insert(RunParam), rows["params"])

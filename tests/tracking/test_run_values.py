@@ -95,3 +95,27 @@ def test_runs_stored_before_run_values_are_listed_with_their_values(
     assert listed == {"run-0": ({"lr": "0.1", "model": "lgbm"}, {"auc": EXACT[0]}),
                       "run-1": ({"model": "xgb"}, {}),
                       "run-2": ({}, {"auc": EXACT[1]})}
+
+
+def test_listing_filters_run_as_the_driver_takes_them(tracking: TrackingService,
+                                                      manual_clock) -> None:
+    """A listing's statement goes to the driver as compiled SQL: times (stored as text on
+    SQLite), expanded `in` lists and case-sensitive `like` behave as through SQLAlchemy."""
+    t0 = manual_clock.now()
+    runs = []
+    for name, model in (("train-a", "lgbm"), ("Train-b", "xgb"), ("eval", "rf")):
+        runs.append(tracking.start_run(name, params={"model": model}).id)
+        manual_clock.advance(60)
+
+    def listed(text: str, sort: str | None = None) -> list[str]:
+        return [r.id for r in tracking.list(filter=text, sort=sort)]
+
+    second = (t0 + timedelta(seconds=60)).isoformat()
+    assert listed(f"started_at >= '{second}'") == [runs[2], runs[1]]
+    assert listed(f"started_at > '{second}'") == [runs[2]]
+    assert listed("started_at = '2026-01-01'") == runs[::-1]
+    assert listed("params.model in ('lgbm', 'rf')", sort="name") == [runs[2], runs[0]]
+    assert listed("name like 'train%' or params.model not in ('lgbm', 'xgb')") == \
+        [runs[2], runs[0]]
+    assert listed("name like 'train%' or params.model not in ('lgbm', 'xgb')") == \
+        [runs[2], runs[0]]  # the second time from the compiled statement

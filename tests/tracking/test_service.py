@@ -161,7 +161,7 @@ def test_list_of_more_runs_than_one_query_takes(tracking: TrackingService) -> No
     from sqlalchemy import insert
 
     from dsops.store.models import Run, RunLatestMetric, RunParam, RunValues
-    from dsops.tracking.run_values import as_json
+    from dsops.tracking.run_values import encode
 
     now = tracking.ws.now()
     ids = [f"run-{i:05d}" for i in range(2000)]
@@ -174,8 +174,7 @@ def test_list_of_more_runs_than_one_query_takes(tracking: TrackingService) -> No
         session.execute(insert(RunLatestMetric), [
             {"run_id": i, "key": "m", "value": float(n), "step": 0} for n, i in enumerate(ids)])
         session.execute(insert(RunValues), [  # as the service leaves them
-            {"run_id": i, "params": as_json({"n": i}), "metrics": as_json({"m": float(n)})}
-            for n, i in enumerate(ids)])
+            {"run_id": i, **encode({"n": i}, {"m": float(n)})} for n, i in enumerate(ids)])
     listed = tracking.list(limit=5000, sort="metrics.m")
     assert [r.id for r in listed] == ids
     assert all(r.params == {"n": r.id} and r.metrics["m"] == n for n, r in enumerate(listed))

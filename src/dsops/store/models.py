@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -168,15 +169,18 @@ class RunLatestMetric(Base):
 
 
 class RunValues(Base):
-    """A run's params and latest metrics as two JSON objects, rewritten by the tracking
-    service whenever it writes the per-key rows above: listings read one row a run,
-    filters and sorts the per-key rows and their indexes (migration 0009)."""
+    """A run's params and latest metrics in one row, rewritten by the tracking service
+    whenever it writes the per-key rows above: listings read one row a run, filters and
+    sorts the per-key rows and their indexes (migration 0009; format in
+    ``tracking/run_values.py``)."""
 
     __tablename__ = "run_values"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 (SQLAlchemy reads it)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
-    params: Mapped[str] = mapped_column(Text)
-    metrics: Mapped[str] = mapped_column(Text)
+    params: Mapped[str] = mapped_column(Text)  # a JSON object
+    metric_names: Mapped[str] = mapped_column(Text)  # a JSON array
+    metric_values: Mapped[bytes] = mapped_column(LargeBinary)  # float64s, in that order
 
 
 class RunArtifact(Base):

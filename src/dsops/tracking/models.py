@@ -30,8 +30,9 @@ class RunSummary:
     """A run as listed by ``runs ls``: its attributes, params and latest metrics.
 
     A plain dataclass, not a pydantic model (validation would cost more than the query)
-    and not frozen: a frozen one sets each field through ``object.__setattr__``, which
-    made building 208 of them 0.7 ms instead of 0.1 ms, a third of a search's time.
+    and not frozen: a frozen one sets each field through ``object.__setattr__``, and
+    building 208 of them took 5.0 M instructions instead of 1.2 M (a search of 10,000
+    runs now takes 19 M in all).
     """
 
     id: str

@@ -21,7 +21,7 @@ from dsops.store.models import LineageEdge, RunArtifact
 from dsops.tracking.filter import parse_filter, parse_sort
 from dsops.tracking.filter_sql import RUNS, compile_filter, compile_sort
 from dsops.tracking.models import ArtifactInfo, RunInfo, RunSummary
-from dsops.tracking.run_values import EMPTY, parse_objects, read_values
+from dsops.tracking.run_values import EMPTY, decode, read_values
 
 # Every column but the package list (`environment`, ~200 entries): that is for `show`.
 # Core columns, not ORM attributes (see filter_sql.RUNS).
@@ -101,31 +101,23 @@ def _dbapi_statement(query: Select[Any], dialect: Dialect
 def _summaries(conn: Connection, rows: Sequence[Any]) -> list[RunSummary]:
     """``RunSummary`` values for rows of ``SUMMARY_COLUMNS`` (extra columns ignored),
     as SQLAlchemy returns them or as the driver does (times as text on SQLite)."""
-    values = read_values(conn, [row[0] for row in rows])
-    texts = [values.get(row[0], EMPTY) for row in rows]
-    params = parse_objects([p for p, _ in texts])
-    metrics = parse_objects([m for _, m in texts])
+    stored = read_values(conn, [row[0] for row in rows])
+    params, metrics = decode([stored.get(row[0], EMPTY) for row in rows])
     out = []
     for row, run_params, run_metrics in zip(rows, params, metrics, strict=True):
         (run_id, name, kind, status, created_by, started, ended, exit_code, command,
          commit, dirty, error) = row[:12]
-        started = _utc(started)
+        # SQLite's driver returns the text SQLAlchemy's DateTime wrote (UTC, no offset).
+        started = (_fromisoformat(started + "+00:00") if type(started) is str
+                   else as_utc(started))
         if ended is not None:
-            ended = _utc(ended)
+            ended = _fromisoformat(ended + "+00:00") if type(ended) is str else as_utc(ended)
         out.append(RunSummary(
             run_id, name, kind, status, created_by, started, ended,
             (ended - started).total_seconds() if ended is not None else None, exit_code,
             command, commit, None if dirty is None else bool(dirty), error,
             run_params, run_metrics))
     return out
-
-
-def _utc(value: str | datetime) -> datetime:
-    """A stored time as an aware UTC datetime: SQLite's driver returns the text
-    SQLAlchemy's ``DateTime`` wrote (UTC, no offset), parsed here in one call."""
-    if type(value) is str:
-        return _fromisoformat(value + "+00:00")
-    return as_utc(value)  # type: ignore[arg-type]
 
 
 __all__ = ["SUMMARY_COLUMNS", "listing_query", "read_run", "read_summaries"]

@@ -1,70 +1,111 @@
-"""Each run's params and latest metrics as one row of two JSON objects (``run_values``).
+"""Each run's params and latest metrics in one row (``run_values``), for listings.
 
 Filters and sorts read the per-key tables (``run_params``, ``run_latest_metrics``)
 through their indexes. A listing needs every key of each run it lists, and reading those
 as one row a key cost more than the search itself; so the writers rewrite a run's row
 here whenever they change its per-key rows (``refresh``, same transaction), and listings
-read one row a run (``read_values``) and parse it all in one call (``parse_objects``).
+read one row a run (``read_values``) and decode them all at once (``decode``).
+
+The stored form: params as a JSON object; metric names as a JSON array and their values
+as float64s (little-endian) in a blob, in the same order. Parsing floats from text is
+most of the cost of JSON here (17-digit values take the slow, exact path): 208 runs × 5
+metrics decode in 2.0 M instructions this way, 4.6 M as JSON objects.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from typing import Any, Literal
 
 from sqlalchemy import Connection
 
-_SOURCES = {"params": "run_params", "metrics": "run_latest_metrics"}
 # Ids per `IN (…)`: under SQLite's historical limit of 999 parameters a statement.
 _IDS_PER_QUERY = 900
-EMPTY = ("{}", "{}")
+_BIG_ENDIAN = sys.byteorder == "big"
+_EMPTY_ROW: dict[str, Any] = {"params": "{}", "metric_names": "[]", "metric_values": b""}
+# (params, metric names, metric values) of a run without a row.
+EMPTY: tuple[str, str, bytes] = tuple(_EMPTY_ROW.values())  # type: ignore[assignment]
 
 
-def as_json(values: dict[str, Any]) -> str:
-    """The stored form: keys sorted, no spaces; floats as Python writes them, which read
-    back to the same float."""
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+def encode(params: dict[str, str] | None = None,
+           metrics: dict[str, float] | None = None) -> dict[str, Any]:
+    """The stored columns of a run's params, or latest metrics, or both (names sorted)."""
+    row: dict[str, Any] = {}
+    if params is not None:
+        row["params"] = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    if metrics is not None:
+        names = sorted(metrics)
+        values = array("d", [metrics[name] for name in names])
+        if _BIG_ENDIAN:
+            values.byteswap()
+        row["metric_names"] = json.dumps(names, separators=(",", ":"))
+        row["metric_values"] = values.tobytes()
+    return row
 
 
-def refresh(conn: Connection, run_id: str, column: Literal["params", "metrics"]) -> None:
-    """Rewrite the run's ``column`` from its per-key rows, in the caller's transaction
-    (after writing those rows)."""
+def refresh(conn: Connection, run_id: str, kind: Literal["params", "metrics"]) -> None:
+    """Rewrite the run's params or metrics from its per-key rows, in the caller's
+    transaction (after writing those rows)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(f'SELECT "key", value FROM {_SOURCES[column]} WHERE run_id = {mark}',
-                       (run_id,))
-        text = as_json(dict(cursor.fetchall()))
+        table = "run_params" if kind == "params" else "run_latest_metrics"
+        cursor.execute(f'SELECT "key", value FROM {table} WHERE run_id = {mark}', (run_id,))
+        by_key = dict(cursor.fetchall())
+        new = encode(params=by_key) if kind == "params" else encode(metrics=by_key)
+        row = {**_EMPTY_ROW, **new}  # a first write creates the row, the rest empty
         cursor.execute(
-            f"INSERT INTO run_values (run_id, params, metrics) VALUES ({mark}, {mark}, {mark}) "
-            f"ON CONFLICT (run_id) DO UPDATE SET {column} = excluded.{column}",
-            (run_id, text, "{}") if column == "params" else (run_id, "{}", text))
+            f"INSERT INTO run_values (run_id, {', '.join(row)}) VALUES ({mark}, {mark}, {mark}, {mark}) "
+            f"ON CONFLICT (run_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in new)}",
+            (run_id, *row.values()))
     finally:
         cursor.close()
 
 
-def read_values(conn: Connection, run_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """``{run_id: (params JSON, metrics JSON)}`` of the runs that have a row."""
-    out: dict[str, tuple[str, str]] = {}
+def read_values(conn: Connection, run_ids: list[str]) -> dict[str, tuple[str, str, bytes]]:
+    """``{run_id: (params, metric names, metric values)}`` of the runs that have a row."""
+    out: dict[str, tuple[str, str, bytes]] = {}
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cursor = conn.connection.cursor()
     try:
         for start in range(0, len(run_ids), _IDS_PER_QUERY):
             chunk = run_ids[start:start + _IDS_PER_QUERY]
-            cursor.execute("SELECT run_id, params, metrics FROM run_values "
+            cursor.execute("SELECT run_id, params, metric_names, metric_values FROM run_values "
                            f"WHERE run_id IN ({', '.join([mark] * len(chunk))})", chunk)
-            for run_id, params, metrics in cursor.fetchall():
-                out[run_id] = (params, metrics)
+            for run_id, params, names, values in cursor.fetchall():
+                out[run_id] = (params, names, values)
     finally:
         cursor.close()
     return out
 
 
-def parse_objects(texts: list[str]) -> list[dict[str, Any]]:
-    """Stored JSON objects, parsed in one call: ``json.loads`` costs about a microsecond a
-    call before it reads anything, a third of the parse of a run's params."""
-    parsed: list[dict[str, Any]] = json.loads(f"[{','.join(texts)}]")
-    return parsed
+def decode(rows: list[tuple[str, str, bytes]]
+           ) -> tuple[list[dict[str, str]], list[dict[str, float]]]:
+    """The params and the metrics of stored rows, in their order.
+
+    The params in one ``json.loads`` call (a call costs about a microsecond before it
+    reads anything), each distinct list of metric names once (a listing's runs mostly
+    log the same metrics), the values in one array.
+    """
+    if not rows:
+        return [], []
+    params: list[dict[str, str]] = json.loads(f"[{','.join([p for p, _, _ in rows])}]")
+    values = array("d")
+    values.frombytes(b"".join([v for _, _, v in rows]))
+    if _BIG_ENDIAN:
+        values.byteswap()
+    floats = values.tolist()
+    names_of: dict[str, list[str]] = {}
+    metrics, end = [], 0
+    for _, text, _ in rows:
+        names = names_of.get(text)
+        if names is None:
+            names = names_of[text] = json.loads(text)
+        start, end = end, end + len(names)
+        metrics.append(dict(zip(names, floats[start:end], strict=True)))
+    return params, metrics
 
 
-__all__ = ["EMPTY", "as_json", "parse_objects", "read_values", "refresh"]
+__all__ = ["EMPTY", "decode", "encode", "read_values", "refresh"]
