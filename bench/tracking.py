@@ -4,7 +4,7 @@ Run from the repository root (``make bench`` does this, after installing the ``b
 extra, which brings MLflow):
 
     python bench/tracking.py [--single 10000] [--mlflow-single 1000] [--values 100000]
-                             [--batch 1000] [--runs 10000] [--search-reps 5]
+                             [--batch 1000] [--runs 10000] [--search-reps 11]
 
 Both tools use SQLite files under ``bench/.work/tracking`` (same disk as the repository;
 removed at the end unless ``--keep``), in this one process, on the same machine:
@@ -25,12 +25,14 @@ removed at the end unless ``--keep``), in this one process, on the same machine:
    ``metrics.auc > 0.9 and params.model = 'lgbm'`` (about 2% of runs match), all matches
    returned with their params and metrics: ``TrackingService.list(filter=...)`` (a list of
    ``RunSummary``) vs ``mlflow.search_runs(filter_string=...)`` (a DataFrame); both results
-   are checked to hold the 5 params and 5 metrics of every match. One untimed warm-up, then
-   the median of ``--search-reps``. MLflow's runs are created
-   with ``create_run`` + ``log_batch``; dsops's by one bulk insert into its store tables
-   (the service's ``start_run`` records the git state and the package list of each run,
-   which would take most of an hour for 10,000); both creation times are reported, and
-   the service's per-run cost is measured on a few runs. Target: dsops ≥ 20×.
+   are checked to hold the 5 params and 5 metrics of every match. One untimed warm-up each,
+   then ``--search-reps`` searches of each tool, alternating dsops and MLflow (so both
+   are timed under the same load of the machine); the medians are compared. MLflow's runs
+   are created with ``create_run`` + ``log_batch``; dsops's by one bulk insert into its
+   store tables, as the service leaves them (the service's ``start_run`` records the git
+   state and the package list of each run, which would take most of an hour for 10,000);
+   both creation times are reported, and the service's per-run cost is measured on a few
+   runs. Target: dsops ≥ 20×.
 
 Times are wall-clock; each case also records the thread's CPU time (``cpu_ratio``), which
 moves less with the load of a shared machine. Results: a table on stdout and
@@ -321,46 +323,44 @@ def bench_search(n: int, reps: int) -> dict[str, Any]:
     runs = run_values(n)
     expected = sum(1 for p, m in runs if m["auc"] > 0.9 and p["model"] == "lgbm")
 
-    ws = dsops_workspace("search")
-    dsops_create_s = create_dsops_runs(ws, runs)
-    svc = TrackingService(ws)
-    listed = svc.list(filter=FILTER, limit=n)  # warm-up
-    assert len(listed) == expected, f"dsops found {len(listed)} runs, expected {expected}"
-    assert all(len(r.params) == 5 and len(r.metrics) == 5 for r in listed)
-    dsops_times, dsops_cpu = [], []
-    for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        svc.list(filter=FILTER, limit=n)
-        dsops_times.append(time.perf_counter() - t0)
-        dsops_cpu.append(time.thread_time() - c0)
-    ws.close()
     per_run_ws = dsops_workspace("service-runs")
     per_run_s = service_run_cost(per_run_ws, runs[:20])
     per_run_ws.close()
-
+    ws = dsops_workspace("search")
+    dsops_create_s = create_dsops_runs(ws, runs)
+    svc = TrackingService(ws)
     print(f"      creating {n} MLflow runs (create_run + log_batch each)", flush=True)
     mlflow_create_s, experiment_id = create_mlflow_runs(runs, progress_every=max(n // 5, 1))
     import mlflow
 
-    def search() -> Any:
+    def dsops_search() -> Any:
+        return svc.list(filter=FILTER, limit=n)
+
+    def mlflow_search() -> Any:
         return mlflow.search_runs(experiment_ids=[experiment_id], filter_string=FILTER,
                                   max_results=n)
 
-    frame = search()  # warm-up
+    listed, frame = dsops_search(), mlflow_search()  # warm-ups
+    assert len(listed) == expected, f"dsops found {len(listed)} runs, expected {expected}"
+    assert all(len(r.params) == 5 and len(r.metrics) == 5 for r in listed)
     assert len(frame) == expected, f"MLflow found {len(frame)} runs, expected {expected}"
     assert sum(c.startswith(("params.", "metrics.")) for c in frame.columns) == 10
-    mlflow_times, mlflow_cpu = [], []
+    # Alternately, so that both tools' times are taken under the same load of the machine.
+    times: dict[str, list[float]] = {"dsops": [], "mlflow": [], "dsops_cpu": [], "mlflow_cpu": []}
     for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        search()
-        mlflow_times.append(time.perf_counter() - t0)
-        mlflow_cpu.append(time.thread_time() - c0)
-    dsops_s, mlflow_s = statistics.median(dsops_times), statistics.median(mlflow_times)
-    dsops_cpu_s, mlflow_cpu_s = statistics.median(dsops_cpu), statistics.median(mlflow_cpu)
+        for tool, search in (("dsops", dsops_search), ("mlflow", mlflow_search)):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            search()
+            times[tool].append(time.perf_counter() - t0)
+            times[f"{tool}_cpu"].append(time.thread_time() - c0)
+    ws.close()
+    dsops_s, mlflow_s = statistics.median(times["dsops"]), statistics.median(times["mlflow"])
+    dsops_cpu_s = statistics.median(times["dsops_cpu"])
+    mlflow_cpu_s = statistics.median(times["mlflow_cpu"])
     return {
         "runs": n, "filter": FILTER, "matches": expected, "reps": reps,
-        "dsops_s": dsops_s, "dsops_times_s": dsops_times, "mlflow_s": mlflow_s,
-        "mlflow_times_s": mlflow_times, "ratio": mlflow_s / dsops_s,
+        "dsops_s": dsops_s, "dsops_times_s": times["dsops"], "mlflow_s": mlflow_s,
+        "mlflow_times_s": times["mlflow"], "ratio": mlflow_s / dsops_s,
         "dsops_cpu_s": dsops_cpu_s, "mlflow_cpu_s": mlflow_cpu_s,
         "cpu_ratio": mlflow_cpu_s / dsops_cpu_s,
         "dsops_create_s": dsops_create_s, "dsops_create_method": "bulk insert into store tables",
@@ -400,7 +400,7 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=100_000, help="values logged in batches")
     parser.add_argument("--batch", type=int, default=1_000, help="values per batch")
     parser.add_argument("--runs", type=int, default=10_000, help="runs for the search case")
-    parser.add_argument("--search-reps", type=int, default=5, help="timed searches per tool")
+    parser.add_argument("--search-reps", type=int, default=11, help="timed searches per tool")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write results")
     parser.add_argument("--keep", action="store_true", help="keep bench/.work/tracking")
     args = parser.parse_args()
