@@ -21,7 +21,7 @@ from dsops.store.models import LineageEdge, RunArtifact
 from dsops.tracking.filter import parse_filter, parse_sort
 from dsops.tracking.filter_sql import RUNS, compile_filter, compile_sort
 from dsops.tracking.models import ArtifactInfo, RunInfo, RunSummary
-from dsops.tracking.run_values import EMPTY, decode, read_values
+from dsops.tracking.run_values import read_values
 
 # Every column but the package list (`environment`, ~200 entries): that is for `show`.
 # Core columns, not ORM attributes (see filter_sql.RUNS).
@@ -101,8 +101,7 @@ def _dbapi_statement(query: Select[Any], dialect: Dialect
 def _summaries(conn: Connection, rows: Sequence[Any]) -> list[RunSummary]:
     """``RunSummary`` values for rows of ``SUMMARY_COLUMNS`` (extra columns ignored),
     as SQLAlchemy returns them or as the driver does (times as text on SQLite)."""
-    stored = read_values(conn, [row[0] for row in rows])
-    params, metrics = decode([stored.get(row[0], EMPTY) for row in rows])
+    params, metrics = read_values(conn, [row[0] for row in rows])
     out = []
     for row, run_params, run_metrics in zip(rows, params, metrics, strict=True):
         (run_id, name, kind, status, created_by, started, ended, exit_code, command,

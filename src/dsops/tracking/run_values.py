@@ -4,7 +4,7 @@ Filters and sorts read the per-key tables (``run_params``, ``run_latest_metrics`
 through their indexes. A listing needs every key of each run it lists, and reading those
 as one row a key cost more than the search itself; so the writers rewrite a run's row
 here whenever they change its per-key rows (``refresh``, same transaction), and listings
-read one row a run (``read_values``) and decode them all at once (``decode``).
+read one row a run and decode them all at once (``read_values``).
 
 The stored form: params as a JSON object; metric names as a JSON array and their values
 as float64s (little-endian) in a blob, in the same order. Parsing floats from text is
@@ -25,8 +25,7 @@ from sqlalchemy import Connection
 _IDS_PER_QUERY = 900
 _BIG_ENDIAN = sys.byteorder == "big"
 _EMPTY_ROW: dict[str, Any] = {"params": "{}", "metric_names": "[]", "metric_values": b""}
-# (params, metric names, metric values) of a run without a row.
-EMPTY: tuple[str, str, bytes] = tuple(_EMPTY_ROW.values())  # type: ignore[assignment]
+_EMPTY = ("", *_EMPTY_ROW.values())  # a run without a row
 
 
 def encode(params: dict[str, str] | None = None,
@@ -64,9 +63,10 @@ def refresh(conn: Connection, run_id: str, kind: Literal["params", "metrics"]) -
         cursor.close()
 
 
-def read_values(conn: Connection, run_ids: list[str]) -> dict[str, tuple[str, str, bytes]]:
-    """``{run_id: (params, metric names, metric values)}`` of the runs that have a row."""
-    out: dict[str, tuple[str, str, bytes]] = {}
+def read_values(conn: Connection, run_ids: list[str]
+                ) -> tuple[list[dict[str, str]], list[dict[str, float]]]:
+    """The params and the latest metrics of each run, in the order of ``run_ids``."""
+    stored: dict[str, tuple[str, str, str, bytes]] = {}
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cursor = conn.connection.cursor()
     try:
@@ -74,16 +74,17 @@ def read_values(conn: Connection, run_ids: list[str]) -> dict[str, tuple[str, st
             chunk = run_ids[start:start + _IDS_PER_QUERY]
             cursor.execute("SELECT run_id, params, metric_names, metric_values FROM run_values "
                            f"WHERE run_id IN ({', '.join([mark] * len(chunk))})", chunk)
-            for run_id, params, names, values in cursor.fetchall():
-                out[run_id] = (params, names, values)
+            for row in cursor.fetchall():
+                stored[row[0]] = row
     finally:
         cursor.close()
-    return out
+    return _decode([stored.get(run_id, _EMPTY) for run_id in run_ids])
 
 
-def decode(rows: list[tuple[str, str, bytes]]
+def _decode(rows: list[tuple[str, str, str, bytes]]
            ) -> tuple[list[dict[str, str]], list[dict[str, float]]]:
-    """The params and the metrics of stored rows, in their order.
+    """The params and the metrics of stored rows ``(run_id, params, metric names, metric
+    values)``, in their order.
 
     The params in one ``json.loads`` call (a call costs about a microsecond before it
     reads anything), each distinct list of metric names once (a listing's runs mostly
@@ -91,21 +92,21 @@ def decode(rows: list[tuple[str, str, bytes]]
     """
     if not rows:
         return [], []
-    params: list[dict[str, str]] = json.loads(f"[{','.join([p for p, _, _ in rows])}]")
+    params: list[dict[str, str]] = json.loads(f"[{','.join([row[1] for row in rows])}]")
     values = array("d")
-    values.frombytes(b"".join([v for _, _, v in rows]))
+    values.frombytes(b"".join([row[3] for row in rows]))
     if _BIG_ENDIAN:
         values.byteswap()
-    floats = values.tolist()
+    floats = iter(values.tolist())
     names_of: dict[str, list[str]] = {}
-    metrics, end = [], 0
-    for _, text, _ in rows:
-        names = names_of.get(text)
+    metrics = []
+    for row in rows:
+        names = names_of.get(row[2])
         if names is None:
-            names = names_of[text] = json.loads(text)
-        start, end = end, end + len(names)
-        metrics.append(dict(zip(names, floats[start:end], strict=True)))
+            names = names_of[row[2]] = json.loads(row[2])
+        # Not strict: zip() takes from `floats` as many values as the run has names.
+        metrics.append(dict(zip(names, floats, strict=False)))
     return params, metrics
 
 
-__all__ = ["EMPTY", "decode", "encode", "read_values", "refresh"]
+__all__ = ["encode", "read_values", "refresh"]
