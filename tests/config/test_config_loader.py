@@ -78,13 +78,26 @@ def test_init_template_loads(tmp_path: Path) -> None:
     assert config.project == "demo" and config.datasets == {}
 
 
-def test_template_example_is_valid_once_uncommented(tmp_path: Path) -> None:
-    lines = render_template("demo").splitlines()
-    start = lines.index("datasets: {}")
-    example = [line[1:] for line in lines[start + 1:] if line.startswith("#")]
-    text = "\n".join([*lines[:start], "datasets:", *example]) + "\n"
-    config = load_config(write(tmp_path, text))
+def test_template_examples_are_valid_once_uncommented(tmp_path: Path) -> None:
+    """Every commented example of the template (lines "#  …" under a "NAME: {}") loads."""
+    lines = []
+    for line in render_template("demo").splitlines():
+        if line.endswith(": {}"):
+            line = line[:-3]
+        elif line.startswith("#  "):
+            line = line[1:]
+        lines.append(line)
+    config = load_config(write(tmp_path, "\n".join(lines) + "\n"))
     assert len(config.datasets["credit"].expectations) == 6
+    assert list(config.stages) == ["prepare", "train"]
+    assert config.stages["train"].registers == "credit-risk"
+    assert config.models["credit-risk"].owner == "risk-team@example.com"
+    assert len(config.gates["credit-risk"].checks) == 4
+    assert config.environments["prod"].deploy is not None
+    assert config.environments["prod"].deploy.strategy == "canary"
+    assert [rule.do for rule in config.monitors["credit-risk-prod"].alerts] == [
+        ["incident", "rollback"], ["incident", "webhook:oncall"]]
+    assert config.webhooks["oncall"].url_env == "ONCALL_WEBHOOK_URL"
 
 
 def test_yaml_syntax_error_reports_the_line(tmp_path: Path) -> None:
