@@ -1,7 +1,7 @@
 """Runs out of the store as values: listings (``RunSummary``) and single runs (``RunInfo``).
 
-Set-based and ORM-free: one query for the runs, then one for their params and latest
-metrics (``run_values``, one row a run). A listing's statement is built and compiled
+Set-based and ORM-free: one query for the runs with their params and latest metrics
+(joined from ``run_values``, one row a run). A listing's statement is built and compiled
 once per filter and sort text and runs on the DBAPI cursor, so a repeated search pays
 only for the SQL and for making the values.
 """
@@ -21,13 +21,16 @@ from dsops.store.models import LineageEdge, RunArtifact
 from dsops.tracking.filter import parse_filter, parse_sort
 from dsops.tracking.filter_sql import RUNS, compile_filter, compile_sort
 from dsops.tracking.models import ArtifactInfo, RunInfo, RunSummary
-from dsops.tracking.run_values import read_values
+from dsops.tracking.run_values import VALUES, decode
 
 # Every column but the package list (`environment`, ~200 entries): that is for `show`.
 # Core columns, not ORM attributes (see filter_sql.RUNS).
 SUMMARY_COLUMNS = tuple(RUNS.c[name] for name in (
     "id", "name", "kind", "status", "created_by", "started_at", "ended_at", "exit_code",
     "command", "git_commit", "git_dirty", "error"))
+# Then the run's row of `run_values` (NULLs for a run without one).
+_LISTED = (*SUMMARY_COLUMNS, VALUES.c.params, VALUES.c.metric_names, VALUES.c.metric_values)
+_FROM = RUNS.outerjoin(VALUES, VALUES.c.run_id == RUNS.c.id)
 NEWEST_FIRST = (RUNS.c.started_at.desc(), RUNS.c.id.desc())
 _fromisoformat = datetime.fromisoformat
 
@@ -36,7 +39,7 @@ _fromisoformat = datetime.fromisoformat
 def listing_query(filter: str | None, sort: str | None, limit: int) -> Select[Any]:
     """The statement listing runs that match ``filter`` (newest first unless sorted), at
     most ``limit``; a malformed filter or sort raises ``UsageError``."""
-    query = select(*SUMMARY_COLUMNS)
+    query = select(*_LISTED).select_from(_FROM)
     if filter:
         query = query.where(compile_filter(parse_filter(filter)))
     order = [*compile_sort(parse_sort(sort)), *NEWEST_FIRST] if sort else NEWEST_FIRST
@@ -53,14 +56,14 @@ def read_summaries(conn: Connection, query: Select[Any]) -> list[RunSummary]:
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    return _summaries(conn, rows)
+    return _summaries(rows)
 
 
 def read_run(conn: Connection, run_id: str) -> RunInfo:
     """One run (by its full id) with everything: environment, artifacts, lineage."""
-    row = conn.execute(select(*SUMMARY_COLUMNS, RUNS.c.environment)
+    row = conn.execute(select(*_LISTED, RUNS.c.environment).select_from(_FROM)
                        .where(RUNS.c.id == run_id)).one()
-    (summary,) = _summaries(conn, [row])
+    (summary,) = _summaries([row])
     artifacts = [ArtifactInfo(path=path, digest=digest, size=size)
                  for path, digest, size in conn.execute(
                      select(RunArtifact.path, RunArtifact.digest, RunArtifact.size)
@@ -98,10 +101,10 @@ def _dbapi_statement(query: Select[Any], dialect: Dialect
     return compiled.string, values
 
 
-def _summaries(conn: Connection, rows: Sequence[Any]) -> list[RunSummary]:
-    """``RunSummary`` values for rows of ``SUMMARY_COLUMNS`` (extra columns ignored),
-    as SQLAlchemy returns them or as the driver does (times as text on SQLite)."""
-    params, metrics = read_values(conn, [row[0] for row in rows])
+def _summaries(rows: Sequence[Any]) -> list[RunSummary]:
+    """``RunSummary`` values for rows of ``_LISTED`` (extra columns ignored), as
+    SQLAlchemy returns them or as the driver does (times as text on SQLite)."""
+    params, metrics = decode([row[12:15] for row in rows])
     out = []
     for row, run_params, run_metrics in zip(rows, params, metrics, strict=True):
         (run_id, name, kind, status, created_by, started, ended, exit_code, command,

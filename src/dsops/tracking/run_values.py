@@ -4,7 +4,7 @@ Filters and sorts read the per-key tables (``run_params``, ``run_latest_metrics`
 through their indexes. A listing needs every key of each run it lists, and reading those
 as one row a key cost more than the search itself; so the writers rewrite a run's row
 here whenever they change its per-key rows (``refresh``, same transaction), and listings
-read one row a run and decode them all at once (``read_values``).
+join one row a run and decode them all at once (``decode``).
 
 The stored form: params as a JSON object; metric names as a JSON array and their values
 as float64s (little-endian) in a blob, in the same order. Parsing floats from text is
@@ -17,15 +17,16 @@ from __future__ import annotations
 import json
 import sys
 from array import array
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
-# Ids per `IN (…)`: under SQLite's historical limit of 999 parameters a statement.
-_IDS_PER_QUERY = 900
+from dsops.store.models import RunValues
+
+VALUES = cast(Table, RunValues.__table__)
 _BIG_ENDIAN = sys.byteorder == "big"
 _EMPTY_ROW: dict[str, Any] = {"params": "{}", "metric_names": "[]", "metric_values": b""}
-_EMPTY = ("", *_EMPTY_ROW.values())  # a run without a row
 
 
 def encode(params: dict[str, str] | None = None,
@@ -63,28 +64,10 @@ def refresh(conn: Connection, run_id: str, kind: Literal["params", "metrics"]) -
         cursor.close()
 
 
-def read_values(conn: Connection, run_ids: list[str]
-                ) -> tuple[list[dict[str, str]], list[dict[str, float]]]:
-    """The params and the latest metrics of each run, in the order of ``run_ids``."""
-    stored: dict[str, tuple[str, str, str, bytes]] = {}
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.cursor()
-    try:
-        for start in range(0, len(run_ids), _IDS_PER_QUERY):
-            chunk = run_ids[start:start + _IDS_PER_QUERY]
-            cursor.execute("SELECT run_id, params, metric_names, metric_values FROM run_values "
-                           f"WHERE run_id IN ({', '.join([mark] * len(chunk))})", chunk)
-            for row in cursor.fetchall():
-                stored[row[0]] = row
-    finally:
-        cursor.close()
-    return _decode([stored.get(run_id, _EMPTY) for run_id in run_ids])
-
-
-def _decode(rows: list[tuple[str, str, str, bytes]]
+def decode(rows: Sequence[tuple[str | None, str | None, bytes | None]]
            ) -> tuple[list[dict[str, str]], list[dict[str, float]]]:
-    """The params and the metrics of stored rows ``(run_id, params, metric names, metric
-    values)``, in their order.
+    """The params and the metrics of stored rows ``(params, metric names, metric values)``
+    (all None: a run without a row), in their order.
 
     The params in one ``json.loads`` call (a call costs about a microsecond before it
     reads anything), each distinct list of metric names once (a listing's runs mostly
@@ -92,21 +75,21 @@ def _decode(rows: list[tuple[str, str, str, bytes]]
     """
     if not rows:
         return [], []
-    params: list[dict[str, str]] = json.loads(f"[{','.join([row[1] for row in rows])}]")
+    params: list[dict[str, str]] = json.loads(f"[{','.join([row[0] or '{}' for row in rows])}]")
     values = array("d")
-    values.frombytes(b"".join([row[3] for row in rows]))
+    values.frombytes(b"".join([row[2] or b"" for row in rows]))
     if _BIG_ENDIAN:
         values.byteswap()
     floats = iter(values.tolist())
-    names_of: dict[str, list[str]] = {}
+    names_of: dict[str | None, list[str]] = {None: []}
     metrics = []
     for row in rows:
-        names = names_of.get(row[2])
+        names = names_of.get(row[1])
         if names is None:
-            names = names_of[row[2]] = json.loads(row[2])
+            names = names_of[row[1]] = json.loads(row[1])
         # Not strict: zip() takes from `floats` as many values as the run has names.
         metrics.append(dict(zip(names, floats, strict=False)))
     return params, metrics
 
 
-__all__ = ["encode", "read_values", "refresh"]
+__all__ = ["VALUES", "decode", "encode", "refresh"]
