@@ -98,6 +98,7 @@ def test_template_examples_are_valid_once_uncommented(tmp_path: Path) -> None:
     assert [rule.do for rule in config.monitors["credit-risk-prod"].alerts] == [
         ["incident", "rollback"], ["incident", "webhook:oncall"]]
     assert config.webhooks["oncall"].url_env == "ONCALL_WEBHOOK_URL"
+    assert config.predictions.retention == "90d"
 
 
 def test_yaml_syntax_error_reports_the_line(tmp_path: Path) -> None:

@@ -4,17 +4,23 @@ included), replaced segments deleted only after the grace period, whole days pru
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
+from dsops.config.models import PredictionsConfig
 from dsops.core.clock import ManualClock
 from dsops.objects import ObjectStore
+from dsops.security.audit import AuditService
 from dsops.serving.predlog import FeedbackWriter, PredictionLogWriter
 from dsops.serving.predlog_compact import GRACE, _merge, compact
 from dsops.serving.predlog_query import PredictionLog
 from dsops.serving.predlog_schema import PREDICTION_SCHEMA, is_compact
+from dsops.serving.server import _reconcile_forever
 from tests.conftest import MakeWorkspace, RunCli
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -132,8 +138,73 @@ def test_cli_compacts_and_prunes_with_an_audit_event(make_workspace: MakeWorkspa
     assert '"predictions.prune"' in audit.stdout and "logs before 2026-01-03" in audit.stdout
 
     for args, message in ((["--before", "yesterday"], "is not a date"),
-                          ([], "one of --before DATE or --older-than"),
+                          ([], "no retention: give --before DATE or --older-than"),
+                          (["--before", "2026-01-04", "--older-than", "9d"], "not both"),
                           (["--older-than", "soon"], "invalid duration")):
         bad = run_cli("predictions", "prune", *args, cwd=ws.root)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
     assert len(ws.objects.list_logs()) == 3  # the last day is still there
+
+
+def test_prune_defaults_to_the_retention_declared_in_dsops_yaml(
+        make_workspace: MakeWorkspace, run_cli: RunCli) -> None:
+    ws = make_workspace()
+    clock = ManualClock(T0)
+    log = PredictionLogWriter(ws.objects, env="prod", clock=clock, flush_interval_s=3600)
+    for day in range(3):
+        log.append(f"d{day}", "credit", 1, 1.0)
+        log.flush()
+        clock.advance(timedelta(days=1))
+    log.close()
+    # Kept: the days from 2026-01-02 on, whatever today's date is.
+    days = (datetime.now(UTC).date() - T0.date()).days - 1
+    config = ws.root / "dsops.yaml"
+    config.write_text(config.read_text().replace(
+        "predictions: {}", f"predictions:\n  retention: {days}d"))
+
+    pruned = run_cli("predictions", "prune", "--json", cwd=ws.root)
+    assert pruned.returncode == 0, pruned.stderr
+    assert '"before": "2026-01-02"' in pruned.stdout and '"files": 1' in pruned.stdout
+    assert {k.split("date=")[1][:10] for k in ws.objects.list_logs()} == {"2026-01-02", "2026-01-03"}
+
+    config.write_text(config.read_text().replace(f"retention: {days}d", "retention: 6h"))
+    bad = run_cli("predictions", "prune", cwd=ws.root)
+    assert bad.returncode == 2 and "predictions.retention" in bad.stderr, bad.stderr
+    assert "under a day" in bad.stderr
+
+
+def test_serve_applies_the_retention_once_a_day(make_workspace: MakeWorkspace) -> None:
+    """The gateway's timer loop deletes the days past ``predictions.retention`` (audited),
+    and again when the cutoff moves on a day."""
+    clock = ManualClock(T0)
+    ws = make_workspace(clock=clock)
+    log = PredictionLogWriter(ws.objects, env="prod", clock=clock, flush_interval_s=3600)
+    for day in range(4):
+        log.append(f"d{day}", "credit", 1, 1.0)
+        log.flush()
+        clock.advance(timedelta(days=1))
+    log.close()  # the clock is at 2026-01-05: a retention of 2 days keeps the 3rd and on
+    ws.config = ws.config.model_copy(update={"predictions": PredictionsConfig(retention="2d")})
+
+    def days() -> set[str]:
+        return {k.split("date=")[1][:10] for k in ws.objects.list_logs()}
+
+    stop = threading.Event()
+    loop = threading.Thread(target=_reconcile_forever, args=(ws, stop, 0.02, lambda _: None))
+    loop.start()
+    try:
+        _wait_for(lambda: days() == {"2026-01-03", "2026-01-04"})
+        clock.advance(timedelta(days=1))
+        _wait_for(lambda: days() == {"2026-01-04"})
+    finally:
+        stop.set()
+        loop.join(10)
+    events = AuditService(ws).list(action="predictions.prune")
+    assert [e.target for e in events] == ["logs before 2026-01-04", "logs before 2026-01-03"]
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

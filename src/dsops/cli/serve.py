@@ -111,22 +111,22 @@ def prune(
     before: Annotated[str | None, typer.Option(
         help="Delete the days before this date (YYYY-MM-DD, UTC).")] = None,
     older_than: Annotated[str | None, typer.Option(
-        help="Delete the days older than this, e.g. 90d (retention).")] = None,
+        help="Delete the days older than this, e.g. 90d. Default: predictions.retention "
+             "in dsops.yaml.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Count what would be deleted; delete nothing.")] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Delete whole days of predictions and feedback (audited): the log's retention."""
-    from datetime import date, timedelta
+    from datetime import date
 
     from dsops.cli.output import console, print_json
-    from dsops.core.durations import parse_duration
     from dsops.core.errors import UsageError
     from dsops.serving.predlog_compact import prune as prune_logs
-    from dsops.serving.predlog_schema import utc_date
+    from dsops.serving.predlog_compact import retention_cutoff
     from dsops.workspace import Workspace
 
-    if (before is None) == (older_than is None):
-        raise UsageError("give one of --before DATE or --older-than DURATION", hint="e.g. --older-than 90d")
+    if before is not None and older_than is not None:
+        raise UsageError("give --before DATE or --older-than DURATION, not both")
     ws = Workspace.open()
     if before is not None:
         try:
@@ -134,7 +134,11 @@ def prune(
         except ValueError:
             raise UsageError(f"--before: {before!r} is not a date (expected YYYY-MM-DD)") from None
     else:
-        cutoff = utc_date(ws.now() - timedelta(seconds=parse_duration(older_than or "")))
+        retention = older_than or ws.config.predictions.retention
+        if retention is None:
+            raise UsageError("no retention: give --before DATE or --older-than DURATION",
+                             hint="or declare it in dsops.yaml: predictions: {retention: 90d}")
+        cutoff = retention_cutoff(ws.now(), retention)
     result = prune_logs(ws, cutoff, dry_run=dry_run)
     if json_output:
         print_json({"before": cutoff.isoformat(), "days": result.days, "files": result.files,

@@ -303,6 +303,22 @@ class WebhookConfig(_Strict):
     jira_project: str | None = None
 
 
+class PredictionsConfig(_Strict):
+    """The prediction log and its feedback: how long whole days of them are kept."""
+
+    retention: str | None = None  # e.g. 90d; dsops serve deletes older days once a day
+
+    @field_validator("retention")
+    @classmethod
+    def _whole_days(cls, value: str | None) -> str | None:
+        from dsops.core.durations import parse_duration
+
+        if value is not None and parse_duration(value) < 86400:
+            raise ValueError(f"retention {value!r} is under a day: the log is kept by whole "
+                             "days, e.g. 30d, 13w")
+        return value
+
+
 class ProjectConfig(_Strict):
     """The whole ``dsops.yaml``."""
 
@@ -316,6 +332,7 @@ class ProjectConfig(_Strict):
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     monitors: dict[str, MonitorConfig] = Field(default_factory=dict)
     webhooks: dict[str, WebhookConfig] = Field(default_factory=dict)
+    predictions: PredictionsConfig = Field(default_factory=PredictionsConfig)
 
     @field_validator("project")
     @classmethod

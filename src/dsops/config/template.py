@@ -99,6 +99,11 @@ monitors: {{}}
 #      - when: accuracy < 0.75
 #        do: [incident, webhook:oncall]
 
+# The prediction log and its feedback (docs/predictions.md): dsops serve deletes the
+# days older than the retention once a day ('dsops predictions prune' does it by hand).
+predictions: {{}}
+#  retention: 90d
+
 # Where 'webhook:NAME' actions post; the URL is a secret, read from the environment.
 webhooks: {{}}
 #  oncall:

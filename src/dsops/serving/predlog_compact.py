@@ -17,8 +17,10 @@ A compaction that took longer than half of `GRACE` between listing a folder and 
 its file drops that file: the segments it read may have been deleted meanwhile by a
 compaction that saw them replaced.
 
-`prune` deletes whole days before a cutoff (retention), predictions and feedback alike,
-and is audited; compaction changes no row and is not.
+`prune` deletes whole days before a cutoff, predictions and feedback alike, and is
+audited; compaction changes no row and is not. `retention_cutoff` turns a retention
+(``predictions.retention`` in dsops.yaml, or ``--older-than``) into that cutoff; ``dsops
+serve`` prunes to it once a day.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsops.core.clock import as_utc
+from dsops.core.durations import parse_duration
 from dsops.core.ids import new_id
 from dsops.objects.store import ObjectStore
 from dsops.serving.predlog_query import PredictionLog
@@ -46,6 +49,7 @@ from dsops.serving.predlog_schema import (
     is_compact,
     key_partitions,
     prediction_prefix,
+    utc_date,
 )
 
 GRACE = timedelta(minutes=10)
@@ -98,6 +102,12 @@ def compact(objects: ObjectStore, now: datetime, *, grace: timedelta = GRACE,
                 objects.put_log(f"{folder}/{COMPACT_PREFIX}{stamp}-{new_id()}.parquet", data)
                 files, segments, rows = files + 1, segments + len(batch), rows + count
     return CompactionResult(files, segments, rows, deleted)
+
+
+def retention_cutoff(now: datetime, retention: str) -> date:
+    """The first day kept under ``retention`` (e.g. ``90d``): ``prune`` deletes the days
+    before it."""
+    return utc_date(now - timedelta(seconds=parse_duration(retention)))
 
 
 def prune(ws: Any, before: date, *, dry_run: bool = False) -> PruneResult:

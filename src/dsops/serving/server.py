@@ -129,17 +129,20 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def _reconcile_forever(ws: Any, stop: threading.Event, every_s: float, say: Callable[[str], None]) -> None:
     """Every ``every_s`` seconds, in this process only: advance due rollouts, then evaluate
     the monitors of this environment whose schedule (``every``) has come; every
-    ``COMPACT_EVERY``, compact the prediction log (see predlog_compact.py)."""
+    ``COMPACT_EVERY``, compact the prediction log, and once a day delete its days past
+    ``predictions.retention`` (see predlog_compact.py)."""
     from dsops.monitoring.service import MonitorService
     from dsops.rollout.service import RolloutService
-    from dsops.serving.predlog_compact import COMPACT_EVERY, compact
+    from dsops.serving.predlog_compact import COMPACT_EVERY, compact, prune, retention_cutoff
 
     service, monitors = RolloutService(ws), MonitorService(ws)
     env = os.environ.get(ENV_VAR, "")
     failing: set[str] = set()
     compacted_at = ws.clock.now()
+    retention = ws.config.predictions.retention
+    pruned_to = None  # the cutoff last applied: a prune a day
     while not stop.wait(every_s):
-        for task in ("rollouts", "monitors", "log compaction"):
+        for task in ("rollouts", "monitors", "log compaction", "log retention"):
             try:
                 now = ws.clock.now()
                 if task == "rollouts":
@@ -152,12 +155,19 @@ def _reconcile_forever(ws: Any, stop: threading.Event, every_s: float, say: Call
                         if result.status == "firing":
                             say(f"monitor {result.monitor}: "
                                 + "; ".join(r.rule for r in result.rules if r.firing))
-                elif now - compacted_at >= COMPACT_EVERY:
+                elif task == "log compaction" and now - compacted_at >= COMPACT_EVERY:
                     compacted_at = now
                     done = compact(ws.objects, now)
                     if done.files or done.deleted:
                         log.info("prediction log: %d segments compacted into %d files, %d files removed",
                                  done.segments, done.files, done.deleted)
+                elif (task == "log retention" and retention is not None
+                      and (cutoff := retention_cutoff(now, retention)) != pruned_to):
+                    pruned = prune(ws, cutoff)
+                    pruned_to = cutoff
+                    if pruned.files:
+                        log.info("prediction log: %d files of %d days before %s deleted (retention %s)",
+                                 pruned.files, pruned.days, cutoff.isoformat(), retention)
             except Exception as exc:  # the gateway keeps serving; the next tick tries again
                 if task not in failing:
                     log.warning("%s failed: %s", task, exc)
