@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from dsops.config import load_config
+from dsops.config import ProjectConfig, load_config
 from dsops.config.template import render_template
 from dsops.core.errors import ConfigError
 
@@ -79,13 +80,17 @@ def test_init_template_loads(tmp_path: Path) -> None:
 
 
 def test_template_examples_are_valid_once_uncommented(tmp_path: Path) -> None:
-    """Every commented example of the template (lines "#  …" under a "NAME: {}") loads."""
+    """Every commented example of the template loads once uncommented: "# SECTION:" and
+    the lines under it ("#" and two spaces or more) are YAML, "# " and text is prose.
+    Sections are commented out whole: appending one to the file as written is no
+    duplicate key."""
+    sections = "|".join(ProjectConfig.model_fields)
     lines = []
     for line in render_template("demo").splitlines():
-        if line.endswith(": {}"):
-            line = line[:-3]
-        elif line.startswith("#  "):
-            line = line[1:]
+        if line == "datasets: {}":
+            line = "datasets:"
+        elif re.match(rf"# ({sections}):|#  +([\w.-]+:|- )", line):
+            line = line[2:]
         lines.append(line)
     config = load_config(write(tmp_path, "\n".join(lines) + "\n"))
     assert len(config.datasets["credit"].expectations) == 6

@@ -159,8 +159,7 @@ def test_prune_defaults_to_the_retention_declared_in_dsops_yaml(
     # Kept: the days from 2026-01-02 on, whatever today's date is.
     days = (datetime.now(UTC).date() - T0.date()).days - 1
     config = ws.root / "dsops.yaml"
-    config.write_text(config.read_text().replace(
-        "predictions: {}", f"predictions:\n  retention: {days}d"))
+    config.write_text(config.read_text() + f"predictions:\n  retention: {days}d\n")
 
     pruned = run_cli("predictions", "prune", "--json", cwd=ws.root)
     assert pruned.returncode == 0, pruned.stderr
