@@ -36,24 +36,25 @@ _fromisoformat = datetime.fromisoformat
 
 
 @functools.lru_cache(maxsize=64)
-def listing_query(filter: str | None, sort: str | None, limit: int) -> Select[Any]:
-    """The statement listing runs that match ``filter`` (newest first unless sorted), at
-    most ``limit``; a malformed filter or sort raises ``UsageError``."""
+def listing_query(filter: str | None, sort: str | None) -> Select[Any]:
+    """The statement listing runs that match ``filter`` (newest first unless sorted); a
+    malformed filter or sort raises ``UsageError``."""
     query = select(*_LISTED).select_from(_FROM)
     if filter:
         query = query.where(compile_filter(parse_filter(filter)))
     order = [*compile_sort(parse_sort(sort)), *NEWEST_FIRST] if sort else NEWEST_FIRST
-    return query.order_by(*order).limit(limit)
+    return query.order_by(*order)
 
 
-def read_summaries(conn: Connection, query: Select[Any]) -> list[RunSummary]:
-    """The runs ``query`` (from ``listing_query``) selects, with their params and latest
-    metrics."""
-    sql, parameters = _dbapi_statement(query, conn.dialect)
-    cursor = conn.connection.cursor()
+def read_summaries(dbapi: Any, dialect: Dialect, query: Select[Any], limit: int
+                   ) -> list[RunSummary]:
+    """The first ``limit`` runs ``query`` (from ``listing_query``) selects, with their
+    params and latest metrics, read on the driver's connection ``dbapi``."""
+    sql, parameters = _dbapi_statement(query, dialect, limit)
+    cursor = dbapi.cursor()
     try:
         cursor.execute(sql, parameters)
-        rows = cursor.fetchall()
+        rows = cursor.fetchmany(limit)
     finally:
         cursor.close()
     return _summaries(rows)
@@ -83,15 +84,25 @@ def read_run(conn: Connection, run_id: str) -> RunInfo:
 
 
 @functools.lru_cache(maxsize=64)
-def _dbapi_statement(query: Select[Any], dialect: Dialect
+def _dbapi_statement(query: Select[Any], dialect: Dialect, limit: int
                      ) -> tuple[str, tuple[Any, ...] | dict[str, Any]]:
-    """``query`` as the driver's SQL text and parameters, for the DBAPI cursor.
+    """``query`` as the driver's SQL text and parameters, for the DBAPI cursor, to read
+    its first ``limit`` rows.
 
     SQLAlchemy would build a cache key for the statement and process the parameters and
     result rows on every execution; a search repeats the same statement. Times are the
     only parameters a driver would take differently: they get the column type's processing
     (SQLite stores them as text).
+
+    No ``LIMIT`` on SQLite: the caller takes ``limit`` rows and closes the cursor. SQLite
+    answers ``ORDER BY … LIMIT`` with a top-N b-tree, some 10,000 instructions a row, where
+    its sorter, read only as far as needed, costs less at every size measured (208 matches,
+    limit 10,000: 11.6 → 9.9 M instructions; 2,000 matches, limit 100: 51 → 31 M; no
+    filter, limit 100: 3.2 → 2.8 M). PostgreSQL's top-N sort is cheap, and its driver would
+    fetch every row of an unlimited query.
     """
+    if dialect.name != "sqlite":
+        query = query.limit(limit)
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     to_text = RUNS.c.started_at.type.dialect_impl(dialect).bind_processor(dialect)
     values = {name: to_text(value) if to_text and isinstance(value, datetime) else value

@@ -130,9 +130,12 @@ class TrackingService:
              limit: int = 100) -> list[RunSummary]:
         """Runs matching ``filter`` (see docs/tracking.md), newest first unless sorted, with
         their params and latest metrics (``get`` has the rest)."""
-        query = listing_query(filter, sort, limit)  # a malformed filter fails here
-        with self.ws.store.read() as session:
-            return read_summaries(session.connection(), query)
+        if limit < 1:
+            raise UsageError(f"limit must be at least 1 (got {limit})")
+        query = listing_query(filter, sort)  # a malformed filter fails here
+        store = self.ws.store
+        with store.read_statement() as dbapi:
+            return read_summaries(dbapi, store.engine.dialect, query, limit)
 
     def compare(self, run_ids: list[str]) -> Comparison:
         """Params and latest metrics of several runs side by side, differences marked."""
