@@ -155,9 +155,10 @@ def test_list_returns_summaries_get_the_whole_run(tracking: TrackingService,
     assert full.inputs == ["data:credit@1"] and full.environment is not None
 
 
-def test_list_of_more_runs_than_one_query_takes(tracking: TrackingService) -> None:
-    """Params and metrics of a listing are read in chunks of ids (SQLite's historical
-    limit is 999 parameters a statement)."""
+def test_list_of_many_runs_and_the_first_of_them(tracking: TrackingService) -> None:
+    """2,000 runs listed whole (more than SQLite's historical 999 parameters a statement,
+    should a listing ever bind ids again), and the first ``limit`` of them in the sort's
+    order (on SQLite the statement has no LIMIT: the reader stops after ``limit`` rows)."""
     from sqlalchemy import insert
 
     from dsops.store.models import Run, RunLatestMetric, RunParam, RunValues
@@ -178,3 +179,8 @@ def test_list_of_more_runs_than_one_query_takes(tracking: TrackingService) -> No
     listed = tracking.list(limit=5000, sort="metrics.m")
     assert [r.id for r in listed] == ids
     assert all(r.params == {"n": r.id} and r.metrics["m"] == n for n, r in enumerate(listed))
+    assert [r.id for r in tracking.list(limit=3, sort="metrics.m desc")] == ids[:-4:-1]
+    assert [r.id for r in tracking.list(limit=2, filter="metrics.m >= 10",
+                                        sort="params.n")] == ids[10:12]
+    with pytest.raises(UsageError, match="limit must be at least 1"):
+        tracking.list(limit=0)
