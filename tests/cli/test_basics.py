@@ -126,3 +126,14 @@ def test_keys_generate_to_a_file(run_cli: RunCli, tmp_path: Path) -> None:
     refused = run_cli("keys", "generate", "--out", str(out), cwd=tmp_path)
     assert refused.returncode == 2 and "refusing to overwrite" in refused.stderr
     assert out.read_text() == before
+
+
+def test_an_error_after_a_progress_bar_is_the_first_line_of_a_log(
+        run_cli: RunCli, tmp_path: Path) -> None:
+    """Commands with a progress bar show none when stderr is not a terminal, and print no
+    blank line ahead of what they say (Rich's stop() would)."""
+    assert run_cli("init", cwd=tmp_path).returncode == 0
+    for args in (["run"], ["data", "add", "missing.csv", "--name", "x"]):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: "), repr(result.stderr)

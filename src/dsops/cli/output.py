@@ -73,13 +73,19 @@ class RichProgress:
                              MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
                              transient=True, refresh_per_second=8)
         self._task: Any = None
+        self._shown = False
 
     def __enter__(self) -> RichProgress:
-        self._bar.start()
+        # A bar only on a terminal: to a file or a CI log Rich's stop() prints a blank
+        # line, ahead of whatever the command says next.
+        self._shown = err_console.is_terminal
+        if self._shown:
+            self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._shown:
+            self._bar.stop()
 
     def start(self, phase: str, total: int | None) -> None:
         if self._task is not None:
