@@ -182,6 +182,7 @@ run python src/traffic.py "$url" data/live.csv --requests 1500 --concurrency 16 
 run dsops feedback labels-2.csv
 run dsops predictions query "SELECT version, role, count(*) AS requests, avg(latency_ms) AS ms FROM predictions GROUP BY ALL ORDER BY version, role"
 run dsops predictions compact   # dsops serve does this every 10 minutes; every row is still read once
+run dsops predictions prune --dry-run   # the retention in dsops.yaml (365d); dsops serve applies it daily
 
 step "22. The monitor sees the drift: an incident opens and the deployment rolls back by itself"
 sed -n '/^monitors:/,$p' dsops.yaml
