@@ -37,6 +37,7 @@ def test_init_creates_a_project(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("init", cwd=project)
     assert result.returncode == 0, result.stderr
     assert "initialised dsops project credit-model" in result.stdout
+    assert "next: uncomment what you need in dsops.yaml" in result.stdout
     config = (project / "dsops.yaml").read_text()
     assert "project: credit-model" in config
     assert (project / ".dsops").is_dir()
@@ -48,6 +49,7 @@ def test_init_creates_a_project(run_cli: RunCli, tmp_path: Path) -> None:
 def test_init_in_a_named_directory(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("init", "new-project", "--project", "demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "next: cd new-project, uncomment" in result.stdout
     assert "project: demo" in (tmp_path / "new-project" / "dsops.yaml").read_text()
     assert (tmp_path / "new-project" / ".gitignore").read_text().count(".dsops/") == 1
 

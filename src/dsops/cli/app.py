@@ -42,6 +42,9 @@ def init(
     console.print(f"  config:  {ws.root / 'dsops.yaml'}")
     console.print(f"  store:   {ws.store_url.replace(str(ws.root) + '/', '')}")
     console.print(f"  objects: {ws.objects.location}")
+    enter = "" if ws.root == Path.cwd().resolve() else f"cd {directory}, "
+    console.print(f"next: {enter}uncomment what you need in dsops.yaml (every section has an "
+                  "example), then 'dsops data add PATH --name NAME' or 'dsops run'")
 
 
 @app.command("status")
