@@ -140,7 +140,8 @@ def test_cli_compacts_and_prunes_with_an_audit_event(make_workspace: MakeWorkspa
     for args, message in ((["--before", "yesterday"], "is not a date"),
                           ([], "no retention: give --before DATE or --older-than"),
                           (["--before", "2026-01-04", "--older-than", "9d"], "not both"),
-                          (["--older-than", "soon"], "invalid duration")):
+                          (["--older-than", "soon"], "invalid duration"),
+                          (["--older-than", "6h"], "'6h' is under a day")):
         bad = run_cli("predictions", "prune", *args, cwd=ws.root)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
     assert len(ws.objects.list_logs()) == 3  # the last day is still there
@@ -174,7 +175,7 @@ def test_prune_defaults_to_the_retention_declared_in_dsops_yaml(
 
 def test_serve_applies_the_retention_once_a_day(make_workspace: MakeWorkspace) -> None:
     """The gateway's timer loop deletes the days past ``predictions.retention`` (audited),
-    and again when the cutoff moves on a day."""
+    once a day: a late segment of an old day waits until the cutoff moves on."""
     clock = ManualClock(T0)
     ws = make_workspace(clock=clock)
     log = PredictionLogWriter(ws.objects, env="prod", clock=clock, flush_interval_s=3600)
@@ -193,6 +194,12 @@ def test_serve_applies_the_retention_once_a_day(make_workspace: MakeWorkspace) -
     loop.start()
     try:
         _wait_for(lambda: days() == {"2026-01-03", "2026-01-04"})
+        late = PredictionLogWriter(ws.objects, env="prod", clock=ManualClock(T0),
+                                   flush_interval_s=3600)
+        late.append("late", "credit", 1, 1.0)
+        late.close()
+        time.sleep(0.5)  # some 25 ticks of the loop, all on the same day
+        assert days() == {"2026-01-01", "2026-01-03", "2026-01-04"}
         clock.advance(timedelta(days=1))
         _wait_for(lambda: days() == {"2026-01-04"})
     finally:

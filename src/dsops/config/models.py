@@ -311,11 +311,10 @@ class PredictionsConfig(_Strict):
     @field_validator("retention")
     @classmethod
     def _whole_days(cls, value: str | None) -> str | None:
-        from dsops.core.durations import parse_duration
+        from dsops.core.durations import parse_retention
 
-        if value is not None and parse_duration(value) < 86400:
-            raise ValueError(f"retention {value!r} is under a day: the log is kept by whole "
-                             "days, e.g. 30d, 13w")
+        if value is not None:
+            parse_retention(value)  # raises ValueError with the expected shape
         return value
 
 

@@ -29,3 +29,13 @@ def parse_duration(text: str | float | int) -> float:
     if seconds <= 0:
         raise DurationError(f"invalid duration {text!r}: must be more than zero")
     return seconds
+
+
+def parse_retention(text: str) -> float:
+    """Seconds in a retention of the prediction log (``predictions.retention``,
+    ``--older-than``): a duration of a day or more, as the log is kept by whole days."""
+    seconds = parse_duration(text)
+    if seconds < 86400:
+        raise DurationError(f"retention {text!r} is under a day: the log is kept by whole days, "
+                            "e.g. 30d, 13w")
+    return seconds

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsops.core.clock import as_utc
-from dsops.core.durations import parse_duration
+from dsops.core.durations import parse_retention
 from dsops.core.ids import new_id
 from dsops.objects.store import ObjectStore
 from dsops.serving.predlog_query import PredictionLog
@@ -105,9 +105,9 @@ def compact(objects: ObjectStore, now: datetime, *, grace: timedelta = GRACE,
 
 
 def retention_cutoff(now: datetime, retention: str) -> date:
-    """The first day kept under ``retention`` (e.g. ``90d``): ``prune`` deletes the days
-    before it."""
-    return utc_date(now - timedelta(seconds=parse_duration(retention)))
+    """The first day kept under ``retention`` (e.g. ``90d``, at least a day): ``prune``
+    deletes the days before it."""
+    return utc_date(now - timedelta(seconds=parse_retention(retention)))
 
 
 def prune(ws: Any, before: date, *, dry_run: bool = False) -> PruneResult:
